@@ -1,0 +1,109 @@
+"""Kraken trades -> Kafka: every trade of the chosen pairs, keyed by pair, on event time.
+
+    KrakenTradesSource -> normalize -> filter by pair -> key + event time -> to_topic(output)
+
+Run from the repository root: `python pipelines/trades/main.py` (settings: see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import TopicConfig
+from quixstreams.sources.base.exceptions import SourceException
+
+from sources.broker import EmbeddedBroker, broker_reachable, is_loopback, split_address
+from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
+
+logger = logging.getLogger("trades")
+
+OUTPUT_TOPIC_CONFIG = TopicConfig(
+    num_partitions=3,
+    replication_factor=1,
+    extra_config={"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"},
+)
+
+
+def build_dataframe(app: Application, settings: TradesSettings) -> StreamingDataFrame:
+    """The declarative part of the pipeline; add your own steps before `to_topic`."""
+    pairs = frozenset(settings.pairs)
+    source = KrakenTradesSource(
+        settings.pairs,
+        ws_url=settings.kraken_ws_url,
+        snapshot=settings.snapshot,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        stats_interval=settings.stats_interval,
+    )
+    output = app.topic(
+        settings.output,
+        key_serializer="string",
+        value_serializer="json",
+        create_config=OUTPUT_TOPIC_CONFIG,
+    )
+
+    sdf = app.dataframe(source=source)
+    sdf = sdf.apply(normalize_trades, expand=True)  # one Kraken frame's trades -> records
+    sdf = sdf.filter(lambda record: record["pair"] in pairs)
+    sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
+    sdf.to_topic(output, key=lambda record: record["pair"])
+    return sdf
+
+
+def make_application(settings: TradesSettings) -> Application:
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
+    return Application(
+        broker_address=None if _on_quix_cloud() else settings.broker_address,
+        consumer_group=settings.consumer_group,
+        auto_offset_reset="earliest",
+        loglevel=settings.loglevel,
+        # Group joins take the session timeout on some brokers (Tansu): keep it short.
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+    )
+
+
+def _on_quix_cloud() -> bool:
+    return bool(os.environ.get("Quix__Sdk__Token"))  # noqa: SIM112 (Quix's own spelling)
+
+
+def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker | None:
+    """Start Tansu on the configured loopback port when nothing answers there."""
+    address = settings.broker_address
+    if settings.embedded_broker != "auto" or _on_quix_cloud() or not is_loopback(address):
+        return None
+    if broker_reachable(address):
+        return None
+    logger.warning(
+        "No broker answers at %s: starting an embedded Tansu broker (in memory, "
+        "data is lost when the pipeline stops)",
+        address,
+    )
+    return EmbeddedBroker(port=split_address(address)[1]).start()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
+    try:
+        settings = TradesSettings.from_env()
+    except ConfigError as exc:
+        logger.error("Configuration error: %s", exc)
+        return 2
+    broker = _start_embedded_broker_if_needed(settings)
+    try:
+        app = make_application(settings)
+        build_dataframe(app, settings)
+        app.run()
+    except SourceException as exc:
+        logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
+        return 1
+    finally:
+        if broker:
+            broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reusable Quix Streams sources shipped with the kraken-trades pipelines."""

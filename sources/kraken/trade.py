@@ -1,0 +1,116 @@
+"""The `Trade` model: one Kraken v2 trade, validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["InvalidTrade", "Trade", "parse_timestamp_ms"]
+
+SIDES = frozenset({"buy", "sell"})
+ORDER_TYPES = frozenset({"market", "limit"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InvalidTrade(ValueError):
+    """A trade object that lacks a field or has one of the wrong type or value."""
+
+
+def parse_timestamp_ms(value: str) -> int:
+    """Convert an RFC 3339 UTC timestamp (`2023-09-25T07:49:37.708706Z`) to epoch milliseconds.
+
+    Integer arithmetic, so no float rounding moves a trade into the next millisecond.
+    """
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    delta = moment - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def _number(obj: dict[str, Any], field: str) -> float:
+    value = obj[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidTrade(f"{field} must be a number, got {type(value).__name__}")
+    if not value > 0:
+        raise InvalidTrade(f"{field} must be positive, got {value!r}")
+    return float(value)
+
+
+def _choice(obj: dict[str, Any], field: str, allowed: frozenset[str]) -> str:
+    value = obj[field]
+    if value not in allowed:
+        raise InvalidTrade(f"{field} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One executed trade, with Kraken v2's field names.
+
+    :param symbol: the pair in `BASE/QUOTE` form, e.g. `BTC/USD`.
+    :param side: taker side, `buy` or `sell`.
+    :param price: execution price.
+    :param qty: traded quantity in the base currency.
+    :param ord_type: `market` or `limit`.
+    :param trade_id: sequence number, rising by one per trade within a symbol.
+    :param timestamp: RFC 3339 UTC time of the trade, as Kraken sent it.
+    :param timestamp_ms: the same instant in epoch milliseconds.
+    """
+
+    symbol: str
+    side: str
+    price: float
+    qty: float
+    ord_type: str
+    trade_id: int
+    timestamp: str
+    timestamp_ms: int
+
+    @classmethod
+    def from_kraken(cls, obj: Any) -> Trade:
+        """Validate one element of a trade message's `data` array.
+
+        :raises InvalidTrade: naming the first missing or wrong field.
+        """
+        if not isinstance(obj, dict):
+            raise InvalidTrade(f"trade must be an object, got {type(obj).__name__}")
+        try:
+            symbol = obj["symbol"]
+            if not isinstance(symbol, str) or "/" not in symbol:
+                raise InvalidTrade(f"symbol must be a BASE/QUOTE string, got {symbol!r}")
+            trade_id = obj["trade_id"]
+            if isinstance(trade_id, bool) or not isinstance(trade_id, int) or trade_id < 0:
+                raise InvalidTrade(f"trade_id must be a non-negative integer, got {trade_id!r}")
+            timestamp = obj["timestamp"]
+            if not isinstance(timestamp, str):
+                raise InvalidTrade(f"timestamp must be a string, got {type(timestamp).__name__}")
+            try:
+                timestamp_ms = parse_timestamp_ms(timestamp)
+            except ValueError as exc:
+                raise InvalidTrade(f"timestamp {timestamp!r} is not RFC 3339: {exc}") from None
+            return cls(
+                symbol=symbol,
+                side=_choice(obj, "side", SIDES),
+                price=_number(obj, "price"),
+                qty=_number(obj, "qty"),
+                ord_type=_choice(obj, "ord_type", ORDER_TYPES),
+                trade_id=trade_id,
+                timestamp=timestamp,
+                timestamp_ms=timestamp_ms,
+            )
+        except KeyError as exc:
+            raise InvalidTrade(f"missing field {exc.args[0]!r}") from None
+
+    def to_kraken(self) -> dict[str, Any]:
+        """The trade as Kraken v2 sends it (the source topic's value format)."""
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "price": self.price,
+            "qty": self.qty,
+            "ord_type": self.ord_type,
+            "trade_id": self.trade_id,
+            "timestamp": self.timestamp,
+        }

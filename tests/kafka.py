@@ -1,0 +1,97 @@
+"""Test helpers for the real broker: free ports, topics, and a plain consumer."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer, KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic
+
+RETENTION = {"retention.ms": "604800000", "retention.bytes": "-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(broker: str, name: str, partitions: int = 1) -> None:
+    """Create a topic with explicit retention (Tansu reports only configs set at creation)."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    futures = admin.create_topics([NewTopic(name, partitions, 1, config=RETENTION)])
+    futures[name].result(timeout=30)
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str | None
+    value: dict
+    timestamp_ms: int
+    partition: int
+    offset: int
+
+
+def consume(
+    broker: str,
+    topic: str,
+    *,
+    until: Callable[[list[Record]], bool],
+    timeout: float = 60.0,
+    isolation: str = "read_uncommitted",
+) -> list[Record]:
+    """Read `topic` from the beginning until `until(records)` is true or `timeout` passes.
+
+    Watermark offsets are not trusted (Tansu answers them wrongly): a deadline bounds the read.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": unique("test-reader"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 2000,
+            "isolation.level": isolation,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(records):
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                if message.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    continue
+                raise RuntimeError(message.error())
+            key = message.key()
+            records.append(
+                Record(
+                    key=key.decode() if key is not None else None,
+                    value=orjson.loads(message.value()),
+                    timestamp_ms=message.timestamp()[1],
+                    partition=message.partition(),
+                    offset=message.offset(),
+                )
+            )
+    finally:
+        consumer.close()
+    return records
+
+
+def at_least(n: int) -> Callable[[list[Record]], bool]:
+    return lambda records: len(records) >= n

@@ -1,0 +1,168 @@
+"""Trade model, normalization, sequencing, backoff and settings: pure functions."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sources.kraken.backoff import Backoff
+from sources.kraken.config import ConfigError, TradesSettings, parse_pairs
+from sources.kraken.normalize import normalize_trade, normalize_trades
+from sources.kraken.sequencer import TradeSequencer
+from sources.kraken.trade import Trade, parse_timestamp_ms
+
+KRAKEN_TRADE = {
+    "symbol": "BTC/USD",
+    "side": "buy",
+    "price": 65000.1,
+    "qty": 0.01,
+    "ord_type": "market",
+    "trade_id": 4665906,
+    "timestamp": "2023-09-25T07:49:37.708706Z",
+}
+
+
+def make_trade(trade_id: int, symbol: str = "BTC/USD", ms: int | None = None) -> Trade:
+    ms = 1_700_000_000_000 + trade_id if ms is None else ms
+    stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return Trade.from_kraken(
+        {**KRAKEN_TRADE, "symbol": symbol, "trade_id": trade_id, "timestamp": stamp}
+    )
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)))
+def test_timestamp_ms_matches_an_independent_computation(moment: datetime) -> None:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    expected = (
+        int(
+            (moment.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+            * 1_000_000
+        )
+        // 1000
+    )
+    assert parse_timestamp_ms(text) == expected
+
+
+def test_timestamp_without_zone_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_timestamp_ms("2023-09-25T07:49:37.708706")
+
+
+def test_normalize_renames_fields_and_adds_event_time() -> None:
+    record = normalize_trade(KRAKEN_TRADE)
+    assert record == {
+        "pair": KRAKEN_TRADE["symbol"],
+        "price": KRAKEN_TRADE["price"],
+        "volume": KRAKEN_TRADE["qty"],
+        "side": KRAKEN_TRADE["side"],
+        "order_type": KRAKEN_TRADE["ord_type"],
+        "trade_id": KRAKEN_TRADE["trade_id"],
+        "timestamp_ms": parse_timestamp_ms(KRAKEN_TRADE["timestamp"]),
+        "timestamp": KRAKEN_TRADE["timestamp"],
+    }
+
+
+def test_normalize_trades_gives_one_record_per_trade_in_order() -> None:
+    batch = [make_trade(i).to_kraken() for i in (5, 6, 7)]
+    assert [r["trade_id"] for r in normalize_trades(batch)] == [5, 6, 7]
+
+
+def test_round_trip_through_kraken_format() -> None:
+    trade = make_trade(42, "ETH/USD")
+    assert Trade.from_kraken(trade.to_kraken()) == trade
+
+
+def test_sequencer_drops_replayed_trades_and_reports_gaps() -> None:
+    seq = TradeSequencer()
+    first = seq.accept([make_trade(i) for i in (1, 2, 3)])
+    assert [t.trade_id for t in first.fresh["BTC/USD"]] == [1, 2, 3] and not first.gaps
+    # a snapshot after reconnect overlaps what was published, then jumps past 4..5
+    second = seq.accept([make_trade(i) for i in (2, 3, 6, 7)])
+    assert second.duplicates == 2
+    assert [t.trade_id for t in second.fresh["BTC/USD"]] == [6, 7]
+    [gap] = second.gaps
+    assert (gap.pair, gap.first_missing, gap.last_missing, gap.size) == ("BTC/USD", 4, 5, 2)
+    assert gap.after_timestamp_ms == make_trade(3).timestamp_ms
+
+
+def test_sequencer_keeps_pairs_apart_and_sorts_within_a_batch() -> None:
+    seq = TradeSequencer()
+    result = seq.accept(
+        [make_trade(11, "ETH/USD"), make_trade(10, "ETH/USD"), make_trade(500, "BTC/USD")]
+    )
+    assert [t.trade_id for t in result.fresh["ETH/USD"]] == [10, 11]
+    assert [t.trade_id for t in result.fresh["BTC/USD"]] == [500]
+    assert seq.last("ETH/USD")[0] == 11 and seq.last("BTC/USD")[0] == 500
+
+
+@given(st.lists(st.integers(1, 60), max_size=80))
+def test_sequencer_never_publishes_a_trade_id_twice(ids: list[int]) -> None:
+    seq = TradeSequencer()
+    published: list[int] = []
+    for start in range(0, len(ids), 7):
+        result = seq.accept([make_trade(i) for i in ids[start : start + 7]])
+        published += [t.trade_id for t in result.fresh.get("BTC/USD", [])]
+    assert len(published) == len(set(published))
+    assert published == sorted(published)
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
+    backoff = Backoff(initial=1.0, factor=2.0, cap=60.0, rng=random.Random(1))
+    ceilings, delays = [], []
+    for _ in range(10):
+        ceilings.append(backoff.ceiling())
+        delays.append(backoff.next_delay())
+    assert ceilings == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+    assert len(set(delays)) == len(delays)  # jittered
+    backoff.reset()
+    assert backoff.ceiling() == 1
+
+
+def test_settings_defaults() -> None:
+    settings = TradesSettings.from_env({})
+    assert settings.pairs == ("BTC/USD", "ETH/USD")
+    assert settings.broker_address == "localhost:19092"
+    assert settings.output == "trades"
+    assert settings.snapshot is True
+    assert settings.heartbeat_timeout == 10.0
+
+
+def test_settings_names_are_case_insensitive() -> None:
+    settings = TradesSettings.from_env(
+        {
+            "PAIRS": "sol/usd, BTC/USD",
+            "Output": "t1",
+            "SNAPSHOT": "false",
+            "Quix__Broker__Address": "redpanda:9092",
+            "HEARTBEAT_TIMEOUT": "5",
+        }
+    )
+    assert settings.pairs == ("SOL/USD", "BTC/USD")
+    assert (settings.output, settings.snapshot, settings.heartbeat_timeout) == ("t1", False, 5.0)
+    assert settings.broker_address == "redpanda:9092"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"pairs": "BTC/USD,BTCUSD"}, "pairs: 'BTCUSD' is not a Kraken v2 symbol"),
+        ({"pairs": " , "}, "pairs: no pair given"),
+        ({"snapshot": "maybe"}, "snapshot: expected true or false, got 'maybe'"),
+        ({"heartbeat_timeout": "soon"}, "heartbeat_timeout: expected a number"),
+        ({"heartbeat_timeout": "0"}, "heartbeat_timeout: must be greater than 0"),
+        ({"kraken_ws_url": "http://x"}, "kraken_ws_url: expected a ws:// or wss:// URL"),
+        ({"output": "bad topic"}, "output: 'bad topic' is not a valid topic name"),
+    ],
+)
+def test_invalid_settings_fail_with_the_name(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TradesSettings.from_env(env)
+
+
+def test_parse_pairs_deduplicates() -> None:
+    assert parse_pairs("BTC/USD,btc/usd,ETH/USD") == ("BTC/USD", "ETH/USD")

@@ -1,0 +1,207 @@
+"""The sans-I/O Kraken v2 protocol layer, driven with plain frames."""
+
+from __future__ import annotations
+
+import contextlib
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sources.kraken.protocol import (
+    Heartbeat,
+    Malformed,
+    Pong,
+    ServerError,
+    Status,
+    SubscribeAck,
+    SubscribeError,
+    TradeBatch,
+    parse_frame,
+    ping_request,
+    subscribe_request,
+)
+from sources.kraken.trade import Trade
+
+TRADE = {
+    "symbol": "MATIC/USD",
+    "side": "sell",
+    "price": 0.5117,
+    "qty": 40.0,
+    "ord_type": "market",
+    "trade_id": 4665906,
+    "timestamp": "2023-09-25T07:49:37.708706Z",
+}
+
+
+def frame(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+def trade(**changes: object) -> dict:
+    return {**TRADE, **changes}
+
+
+def test_status_message_gives_connection_id() -> None:
+    [event] = parse_frame(
+        '{"channel":"status","type":"update","data":[{"api_version":"v2",'
+        '"connection_id":12393906104898154338,"system":"online","version":"2.0.4"}]}'
+    )
+    assert event == Status("online", 12393906104898154338, "v2", "2.0.4")
+
+
+def test_heartbeat_and_pong() -> None:
+    assert parse_frame('{"channel":"heartbeat"}') == [Heartbeat()]
+    pong = parse_frame(
+        '{"method":"pong","req_id":101,"time_in":"2023-09-24T14:10:23.799685Z",'
+        '"time_out":"2023-09-24T14:10:23.799703Z"}'
+    )
+    assert pong == [Pong(101)]
+
+
+def test_subscribe_ack_success_and_failure() -> None:
+    ok = parse_frame(
+        '{"method":"subscribe","req_id":1234,"result":{"channel":"trade","snapshot":true,'
+        '"symbol":"MATIC/USD"},"success":true,"time_in":"x","time_out":"y"}'
+    )
+    assert ok == [SubscribeAck("subscribe", "trade", "MATIC/USD", 1234)]
+    failed = parse_frame(
+        '{"error":"Currency pair not supported FOO/BAR","method":"subscribe","req_id":1234,'
+        '"success":false,"symbol":"FOO/BAR","time_in":"x","time_out":"y"}'
+    )
+    assert failed == [
+        SubscribeError("subscribe", "FOO/BAR", "Currency pair not supported FOO/BAR", 1234)
+    ]
+
+
+def test_rate_limit_error_is_a_server_error() -> None:
+    assert parse_frame('{"Error":"Exceeded msg rate"}') == [ServerError("Exceeded msg rate")]
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "update"])
+def test_trade_messages_of_both_kinds_give_trades(kind: str) -> None:
+    [batch] = parse_frame(frame({"channel": "trade", "type": kind, "data": [TRADE]}))
+    assert isinstance(batch, TradeBatch) and batch.kind == kind
+    [only] = batch.trades
+    assert only.to_kraken() == TRADE
+    assert only.timestamp_ms == 1695628177708
+
+
+def test_message_with_several_pairs_keeps_every_trade_in_order() -> None:
+    data = [
+        trade(symbol="BTC/USD", trade_id=10),
+        trade(symbol="ETH/USD", trade_id=7),
+        trade(symbol="BTC/USD", trade_id=11),
+    ]
+    [batch] = parse_frame(frame({"channel": "trade", "type": "update", "data": data}))
+    assert [(t.symbol, t.trade_id) for t in batch.trades] == [
+        ("BTC/USD", 10),
+        ("ETH/USD", 7),
+        ("BTC/USD", 11),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        ({k: v for k, v in TRADE.items() if k != "price"}, "missing field 'price'"),
+        (trade(price="0.5"), "price must be a number"),
+        (trade(trade_id="12"), "trade_id must be a non-negative integer"),
+        (trade(trade_id=True), "trade_id must be a non-negative integer"),
+        (trade(side="up"), "side must be one of"),
+        (trade(ord_type=None), "ord_type must be one of"),
+        (trade(timestamp="yesterday"), "is not RFC 3339"),
+        (trade(symbol=5), "symbol must be"),
+        ([1, 2], "trade must be an object"),
+    ],
+)
+def test_invalid_trade_is_reported_and_neighbours_survive(broken: object, reason: str) -> None:
+    data = [trade(trade_id=1), broken, trade(trade_id=3)]
+    events = parse_frame(frame({"channel": "trade", "type": "update", "data": data}))
+    batches = [e for e in events if isinstance(e, TradeBatch)]
+    malformed = [e for e in events if isinstance(e, Malformed)]
+    assert [t.trade_id for t in batches[0].trades] == [1, 3]
+    assert len(malformed) == 1 and reason in malformed[0].reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\x00\xffnot json", "not JSON"),
+        ("[1,2,3]", "not a JSON object"),
+        ('{"channel":"book","type":"update","data":[]}', "unknown channel 'book'"),
+        ('{"channel":"trade","type":"delta","data":[]}', "trade message needs"),
+        ('{"channel":"trade","type":"update","data":{}}', "trade message needs"),
+        ('{"channel":"status","data":"online"}', "status message without data"),
+        ('{"hello":"world"}', "unknown message"),
+    ],
+)
+def test_malformed_frames(raw: str | bytes, reason: str) -> None:
+    [event] = parse_frame(raw)
+    assert isinstance(event, Malformed) and reason in event.reason
+
+
+def test_malformed_excerpt_is_truncated() -> None:
+    [event] = parse_frame("x" * 5000)
+    assert isinstance(event, Malformed) and len(event.excerpt) <= 201
+
+
+def test_requests() -> None:
+    request = orjson.loads(subscribe_request(["BTC/USD", "ETH/USD"], snapshot=True, req_id=7))
+    assert request == {
+        "method": "subscribe",
+        "params": {"channel": "trade", "symbol": ["BTC/USD", "ETH/USD"], "snapshot": True},
+        "req_id": 7,
+    }
+    assert orjson.loads(ping_request(3)) == {"method": "ping", "req_id": 3}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300))
+def test_parse_never_raises_on_arbitrary_bytes(raw: bytes | str) -> None:
+    events = parse_frame(raw)
+    assert events and all(not isinstance(e, Exception) for e in events)
+
+
+@given(st.dictionaries(st.sampled_from([*TRADE, "channel", "type", "data", "method"]), json_values))
+def test_parse_never_raises_on_arbitrary_messages(message: dict) -> None:
+    assert parse_frame(frame(message))
+
+
+valid_trades = st.builds(
+    lambda symbol, trade_id, price, qty, side, ord_type: trade(
+        symbol=symbol, trade_id=trade_id, price=price, qty=qty, side=side, ord_type=ord_type
+    ),
+    st.sampled_from(["BTC/USD", "ETH/USD", "SOL/EUR"]),
+    st.integers(0, 2**53),
+    st.floats(min_value=1e-9, max_value=1e9),
+    st.floats(min_value=1e-9, max_value=1e9),
+    st.sampled_from(["buy", "sell"]),
+    st.sampled_from(["market", "limit"]),
+)
+
+
+@given(st.lists(valid_trades | json_values, max_size=12))
+def test_every_valid_trade_survives_any_garbage_around_it(data: list) -> None:
+    events = parse_frame(frame({"channel": "trade", "type": "update", "data": data}))
+    parsed = [t for e in events if isinstance(e, TradeBatch) for t in e.trades]
+    expected = []
+    for item in data:
+        with contextlib.suppress(ValueError):
+            expected.append(Trade.from_kraken(item))
+    assert parsed == expected
+    malformed = sum(isinstance(e, Malformed) for e in events)
+    assert malformed == len(data) - len(expected)
