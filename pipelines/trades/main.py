@@ -66,7 +66,7 @@ def make_application(settings: TradesSettings) -> Application:
 
 
 def _on_quix_cloud() -> bool:
-    return bool(os.environ.get("Quix__Sdk__Token"))  # noqa: SIM112 (Quix's own spelling)
+    return bool(os.environ.get("Quix__Sdk__Token"))
 
 
 def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker | None:
