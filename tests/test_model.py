@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sources.kraken.backoff import Backoff
 from sources.kraken.config import ConfigError, TradesSettings, parse_pairs
 from sources.kraken.normalize import normalize_trade, normalize_trades
-from sources.kraken.sequencer import TradeSequencer
+from sources.kraken.sequencer import TradeSequencer, group_by_pair
 from sources.kraken.trade import Trade, parse_timestamp_ms
 
 KRAKEN_TRADE = {
@@ -76,27 +76,36 @@ def test_round_trip_through_kraken_format() -> None:
     assert Trade.from_kraken(trade.to_kraken()) == trade
 
 
-def test_sequencer_drops_replayed_trades_and_reports_gaps() -> None:
+def test_sequencer_drops_replayed_trades_and_stops_at_a_gap() -> None:
     seq = TradeSequencer()
-    first = seq.accept([make_trade(i) for i in (1, 2, 3)])
-    assert [t.trade_id for t in first.fresh["BTC/USD"]] == [1, 2, 3] and not first.gaps
+    first = seq.accept("BTC/USD", [make_trade(i) for i in (1, 2, 3)])
+    assert [t.trade_id for t in first.fresh] == [1, 2, 3] and first.gap is None
     # a snapshot after reconnect overlaps what was published, then jumps past 4..5
-    second = seq.accept([make_trade(i) for i in (2, 3, 6, 7)])
-    assert second.duplicates == 2
-    assert [t.trade_id for t in second.fresh["BTC/USD"]] == [6, 7]
-    [gap] = second.gaps
+    second = seq.accept("BTC/USD", [make_trade(i) for i in (2, 3, 6, 7)])
+    assert second.duplicates == 2 and second.fresh == []
+    assert [t.trade_id for t in second.after_gap] == [6, 7]
+    gap = second.gap
     assert (gap.pair, gap.first_missing, gap.last_missing, gap.size) == ("BTC/USD", 4, 5, 2)
     assert gap.after_timestamp_ms == make_trade(3).timestamp_ms
+    assert seq.last("BTC/USD")[0] == 3  # nothing past the gap is taken
 
 
-def test_sequencer_keeps_pairs_apart_and_sorts_within_a_batch() -> None:
-    seq = TradeSequencer()
-    result = seq.accept(
+def test_sequencer_can_step_over_a_gap() -> None:
+    seq = TradeSequencer({"BTC/USD": (3, 0)})
+    result = seq.accept("BTC/USD", [make_trade(i) for i in (4, 9, 10)], stop_at_gap=False)
+    assert [t.trade_id for t in result.fresh] == [4, 9, 10]
+    assert (result.gap.first_missing, result.gap.last_missing) == (5, 8)
+    assert seq.last("BTC/USD")[0] == 10
+
+
+def test_group_by_pair_keeps_pairs_apart_and_sorts() -> None:
+    groups = group_by_pair(
         [make_trade(11, "ETH/USD"), make_trade(10, "ETH/USD"), make_trade(500, "BTC/USD")]
     )
-    assert [t.trade_id for t in result.fresh["ETH/USD"]] == [10, 11]
-    assert [t.trade_id for t in result.fresh["BTC/USD"]] == [500]
-    assert seq.last("ETH/USD")[0] == 11 and seq.last("BTC/USD")[0] == 500
+    assert {p: [t.trade_id for t in ts] for p, ts in groups.items()} == {
+        "ETH/USD": [10, 11],
+        "BTC/USD": [500],
+    }
 
 
 @given(st.lists(st.integers(1, 60), max_size=80))
@@ -104,8 +113,9 @@ def test_sequencer_never_publishes_a_trade_id_twice(ids: list[int]) -> None:
     seq = TradeSequencer()
     published: list[int] = []
     for start in range(0, len(ids), 7):
-        result = seq.accept([make_trade(i) for i in ids[start : start + 7]])
-        published += [t.trade_id for t in result.fresh.get("BTC/USD", [])]
+        batch = sorted((make_trade(i) for i in ids[start : start + 7]), key=lambda t: t.trade_id)
+        result = seq.accept("BTC/USD", batch, stop_at_gap=False)
+        published += [t.trade_id for t in result.fresh]
     assert len(published) == len(set(published))
     assert published == sorted(published)
 

@@ -1,6 +1,7 @@
 """Kraken trades -> Kafka: every trade of the chosen pairs, keyed by pair, on event time.
 
-    KrakenTradesSource -> normalize -> filter by pair -> key + event time -> to_topic(output)
+    KrakenTradesSource -> drop duplicates -> normalize -> filter by pair
+        -> key + event time -> to_topic(output)
 
 Run from the repository root: `python pipelines/trades/main.py` (settings: see README).
 """
@@ -15,9 +16,12 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
+from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from sources.broker import EmbeddedBroker, broker_reachable, is_loopback, split_address
 from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
+from sources.kraken.dedupe import drop_published
+from sources.kraken.source import END_OF_BACKFILL_HEADER
 
 logger = logging.getLogger("trades")
 
@@ -37,20 +41,38 @@ def build_dataframe(app: Application, settings: TradesSettings) -> StreamingData
         snapshot=settings.snapshot,
         heartbeat_timeout=settings.heartbeat_timeout,
         stats_interval=settings.stats_interval,
+        rest_url=settings.kraken_rest_url,
+        backfill_since_ns=settings.backfill_since_ns,
+        backfill_only=settings.backfill_only,
+        max_gap=settings.max_gap,
     )
     output = app.topic(
         settings.output,
         key_serializer="string",
         value_serializer="json",
-        create_config=OUTPUT_TOPIC_CONFIG,
+        config=OUTPUT_TOPIC_CONFIG,
     )
 
     sdf = app.dataframe(source=source)
-    sdf = sdf.apply(normalize_trades, expand=True)  # one Kraken frame's trades -> records
+    if settings.backfill_only:
+        sdf = sdf.update(_stop_at_end_of_backfill(app), metadata=True)
+    sdf = sdf.apply(drop_published, stateful=True)  # never the same trade_id twice per pair
+    sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
     sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
     sdf.to_topic(output, key=lambda record: record["pair"])
     return sdf
+
+
+def _stop_at_end_of_backfill(app: Application):
+    """A step that stops the application when the source says the backfill is complete."""
+
+    def stop_if_complete(value, key, timestamp, headers) -> None:
+        if headers and any(name == END_OF_BACKFILL_HEADER for name, _ in headers):
+            logger.info("Backfill complete: stopping")
+            app.stop()
+
+    return stop_if_complete
 
 
 def make_application(settings: TradesSettings) -> Application:
@@ -60,6 +82,8 @@ def make_application(settings: TradesSettings) -> Application:
         consumer_group=settings.consumer_group,
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
+        processing_guarantee=settings.processing_guarantee,
+        broker_availability_timeout=settings.broker_timeout,
         # Group joins take the session timeout on some brokers (Tansu): keep it short.
         consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
     )
@@ -84,6 +108,23 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
     return EmbeddedBroker(port=split_address(address)[1]).start()
 
 
+def run(settings: TradesSettings) -> None:
+    """Run the application; rebuild local state once if it is ahead of its changelog."""
+    app = make_application(settings)
+    build_dataframe(app, settings)
+    try:
+        app.run()
+    except InvalidStoreChangelogOffset:
+        # The local state is ahead of what the broker says its changelog holds: a deleted
+        # changelog, or a broker that misreports watermarks of compacted topics (Tansu).
+        # The changelog is the source of truth: drop the local copy and recover from it.
+        logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
+        app.clear_state()
+        app = make_application(settings)
+        build_dataframe(app, settings)
+        app.run()
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
     try:
@@ -93,9 +134,7 @@ def main() -> int:
         return 2
     broker = _start_embedded_broker_if_needed(settings)
     try:
-        app = make_application(settings)
-        build_dataframe(app, settings)
-        app.run()
+        run(settings)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
         return 1

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-__all__ = ["ConfigError", "TradesSettings", "env_lookup", "parse_bool", "parse_pairs"]
+__all__ = [
+    "ConfigError",
+    "TradesSettings",
+    "env_lookup",
+    "parse_bool",
+    "parse_pairs",
+    "parse_since",
+]
 
 PAIR_PATTERN = re.compile(r"^[A-Z0-9]{1,16}/[A-Z0-9]{1,16}$")
 
@@ -61,6 +70,42 @@ def parse_seconds(raw: str, *, setting: str, minimum: float = 0.0) -> float:
     return value
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(raw: str, *, setting: str = "backfill_since", now_ns: int | None = None) -> int:
+    """`7d`, `12h`, `30m` (before now) or an ISO-8601 time (UTC if no zone) -> epoch ns."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    text = raw.strip()
+    duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
+    if duration:
+        seconds = float(duration.group(1)) * DURATION_UNITS[duration.group(2)]
+        return now_ns - int(seconds * 1_000_000_000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{setting}: expected a duration like 7d/12h/30m or an ISO-8601 time, got {raw!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    since_ns = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    if since_ns >= now_ns:
+        raise ConfigError(f"{setting}: {raw!r} is in the future")
+    return since_ns
+
+
+def parse_positive_int(raw: str, *, setting: str) -> int:
+    """A whole number greater than zero."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{setting}: must be greater than 0, got {raw!r}")
+    return value
+
+
 def parse_choice(raw: str, *, setting: str, choices: tuple[str, ...]) -> str:
     """One of `choices`, compared case-insensitively."""
     value = raw.strip().lower()
@@ -83,6 +128,12 @@ class TradesSettings:
     consumer_group: str = "kraken-trades"
     embedded_broker: str = "auto"
     loglevel: str = "INFO"
+    kraken_rest_url: str = "https://api.kraken.com"
+    backfill_since_ns: int | None = None
+    backfill_only: bool = False
+    processing_guarantee: str = "at-least-once"
+    max_gap: int = 50_000
+    broker_timeout: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
@@ -97,6 +148,14 @@ class TradesSettings:
         url = text("kraken_ws_url", defaults.kraken_ws_url)
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"kraken_ws_url: expected a ws:// or wss:// URL, got {url!r}")
+        rest_url = text("kraken_rest_url", defaults.kraken_rest_url)
+        if not rest_url.startswith(("http://", "https://")):
+            raise ConfigError(f"kraken_rest_url: expected an http(s):// URL, got {rest_url!r}")
+        since = text("backfill_since", "")
+        backfill_since_ns = parse_since(since) if since else None
+        backfill_only = parse_bool(text("backfill_only", "false"), setting="backfill_only")
+        if backfill_only and backfill_since_ns is None:
+            raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
         output = text("output", defaults.output)
         if not re.match(r"^[A-Za-z0-9._-]+$", output):
             raise ConfigError(f"output: {output!r} is not a valid topic name")
@@ -120,4 +179,16 @@ class TradesSettings:
                 choices=("auto", "never"),
             ),
             loglevel=text("loglevel", defaults.loglevel).upper(),
+            kraken_rest_url=rest_url,
+            backfill_since_ns=backfill_since_ns,
+            backfill_only=backfill_only,
+            processing_guarantee=parse_choice(
+                text("processing_guarantee", defaults.processing_guarantee),
+                setting="processing_guarantee",
+                choices=("at-least-once", "exactly-once"),
+            ),
+            max_gap=parse_positive_int(text("max_gap", str(defaults.max_gap)), setting="max_gap"),
+            broker_timeout=parse_seconds(
+                text("broker_timeout", str(defaults.broker_timeout)), setting="broker_timeout"
+            ),
         )
