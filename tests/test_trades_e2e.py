@@ -42,6 +42,7 @@ def trades_pipeline(
         "output": unique("trades"),
         "pairs": ",".join(PAIRS),
         "kraken_ws_url": sim.ws_url,
+        "kraken_rest_url": sim.rest_url,
         "Quix__Consumer_Group": unique("trades-app"),
         "heartbeat_timeout": "3",
         **env,
@@ -86,6 +87,14 @@ def wait_for_trades(market: Market, count: int, timeout: float = 30.0) -> dict[s
     raise AssertionError("the simulator made too few trades")
 
 
+def wait_for_subscriptions(pipeline: PipelineProcess, count: int, timeout: float = 30) -> None:
+    """Wait until the pipeline has subscribed `count` times (once per connection)."""
+    deadline = time.monotonic() + timeout
+    while len(re.findall(r"Subscribed to ETH/USD", pipeline.log)) < count:
+        assert time.monotonic() < deadline, pipeline.log[-3000:]
+        time.sleep(0.1)
+
+
 def test_trades_reach_the_topic_keyed_timed_and_filtered(
     broker: str, kraken: KrakenSimulator, market: Market, tmp_path: Path
 ) -> None:
@@ -123,9 +132,10 @@ def test_reconnects_after_drop_close_and_silence_without_duplicates(
         pipeline.wait_for_log(r"Subscribed to ETH/USD")
         wait_for_trades(market, 5)
         kraken.drop_connections()
-        pipeline.wait_for_log(r"Subscribed to ETH/USD trades \(connection_id=\d+\) again")
+        wait_for_subscriptions(pipeline, 2)
         wait_for_trades(market, 5)
         kraken.close_connections()
+        wait_for_subscriptions(pipeline, 3)
         wait_for_trades(market, 5)
         kraken.silence(6)  # longer than heartbeat_timeout=3
         pipeline.wait_for_log(r"no message for 3\.\d s", timeout=20)

@@ -1,0 +1,43 @@
+"""`python -m simulator`: serve a simulated Kraken until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+
+from .market import Market
+from .server import KrakenSimulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Kraken WebSocket v2 + REST simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
+    parser.add_argument("--rate", type=float, default=5.0, help="trades/s; 0 pauses")
+    parser.add_argument("--flood", action="store_true", help="as fast as possible")
+    parser.add_argument("--batch", type=int, default=1, help="most trades per frame")
+    parser.add_argument("--history", type=int, default=0, help="past trades per pair")
+    parser.add_argument("--history-span", type=float, default=3600, help="seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
+    market = Market([p.strip() for p in args.pairs.split(",") if p.strip()], seed=args.seed)
+    if args.history:
+        market.seed_history(args.history, args.history_span)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    rate = None if args.flood else args.rate
+    with KrakenSimulator(
+        market, host=args.host, port=args.port, rate=rate, batch=args.batch
+    ) as sim:
+        logging.info("WebSocket %s  REST %s  pairs %s", sim.ws_url, sim.rest_url, args.pairs)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,427 @@
+"""`KrakenSimulator`: Kraken's WebSocket v2 trade feed and public REST API on one loopback port.
+
+It runs its own asyncio loop in a background thread, so synchronous tests, the demo and the
+benchmark drive it with plain method calls: faults on demand (abrupt drops, clean closes,
+silence, outages, garbage frames, REST throttling) and observations (connections,
+subscribe requests, trades sent, send times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from . import ws_protocol as wsp
+from .market import Market, SimTrade
+from .rest import RestApi
+
+__all__ = ["KrakenSimulator"]
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_SIZE = 50
+TICK = 0.002  # seconds between two feed ticks at high rates
+
+
+class _Client:
+    """One WebSocket connection and what it subscribed to."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.symbols: set[str] = set()
+        self.silent_until = 0.0
+        self.last_sent = time.monotonic()
+        self.requests: list[float] = []
+        self.connected_at = time.monotonic()
+
+    @property
+    def silent(self) -> bool:
+        return time.monotonic() < self.silent_until
+
+
+class KrakenSimulator:
+    """A Kraken v2 server on loopback: trade channel over WebSocket, `Trades`/`AssetPairs` REST.
+
+    :param market: the trade history both sides serve.
+    :param host: interface to bind (keep it on loopback).
+    :param port: 0 picks a free port.
+    :param rate: trades per second across pairs; None floods as fast as possible.
+    :param batch: most trades in one update frame.
+    :param heartbeat_interval: seconds of quiet before a heartbeat.
+    :param idle_close: seconds before a connection with no subscription is closed.
+    :param generate_when_idle: the market trades even when nobody is connected.
+    :param subscribe_rate_limit: subscribe requests per second per connection before
+        `Exceeded msg rate` (None: no limit).
+    :param record_send_times: keep `(symbol, trade_id) -> time.time_ns()` of each trade sent.
+    :param max_trades: stop generating after this many live trades.
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate: float | None = 10.0,
+        batch: int = 1,
+        heartbeat_interval: float = 1.0,
+        idle_close: float = 60.0,
+        generate_when_idle: bool = True,
+        subscribe_rate_limit: int | None = None,
+        record_send_times: bool = False,
+        max_trades: int | None = None,
+    ) -> None:
+        self.market = market
+        self.host = host
+        self.port = port
+        self.rate = rate
+        self.batch = max(1, batch)
+        self.heartbeat_interval = heartbeat_interval
+        self.idle_close = idle_close
+        self.generate_when_idle = generate_when_idle
+        self.subscribe_rate_limit = subscribe_rate_limit
+        self.record_send_times = record_send_times
+        self.max_trades = max_trades
+        self.rest = RestApi(market)
+        # observations
+        self.connections_total = 0
+        self.subscribe_requests: list[dict[str, Any]] = []
+        self.trades_sent = 0
+        self.trades_generated = 0
+        self.send_times: dict[tuple[str, int], int] = {}
+        # control
+        self._rejected: set[str] = set()
+        self._paused = False
+        self._outage_until = 0.0
+        self._clients: set[_Client] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: Server | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._rate_changed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> KrakenSimulator:
+        """Start serving; returns once the port is open."""
+        self._thread = threading.Thread(target=self._run, name="kraken-simulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the simulator did not start")
+        logger.info("Kraken simulator on %s (REST %s)", self.ws_url, self.rest_url)
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and stop serving."""
+        if self._loop and self._stopped:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        if self._thread:
+            self._thread.join(10)
+
+    def __enter__(self) -> KrakenSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/v2"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._clients)
+
+    # --- faults and control (any thread) ----------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Abort every TCP connection, without a close frame."""
+        self._call(self._drop_all)
+
+    def close_connections(self, code: int = 1001) -> None:
+        """Close every connection cleanly with `code`."""
+        self._call(self._close_all, code)
+
+    def silence(self, seconds: float) -> None:
+        """Current connections get nothing (no trades, no heartbeats) for `seconds`."""
+        until = time.monotonic() + seconds
+        for client in list(self._clients):
+            client.silent_until = until
+
+    def outage(self, seconds: float) -> None:
+        """Drop everyone and refuse WebSocket connections (HTTP 503) for `seconds`."""
+        self._outage_until = time.monotonic() + seconds
+        self.drop_connections()
+
+    def send_raw(self, frame: str | bytes) -> None:
+        """Push an arbitrary frame to every connection."""
+        self._call(self._broadcast_raw, frame)
+
+    def set_rate(self, rate: float | None) -> None:
+        """Trades per second across pairs; None floods."""
+        self.rate = rate
+        self._rate_changed = True
+
+    def reject_symbols(self, symbols: set[str]) -> None:
+        """Subscriptions to these symbols fail even when the market trades them."""
+        self._rejected = set(symbols)
+
+    def throttle_rest(self, n: int) -> None:
+        """The next `n` REST calls answer `EGeneral:Too many requests`."""
+        self.rest.throttle(n)
+
+    def pause_trades(self, paused: bool) -> None:
+        """Stop or restart trading (heartbeats go on)."""
+        self._paused = paused
+        self._rate_changed = True
+
+    @property
+    def rest_calls(self) -> list[str]:
+        return self.rest.calls
+
+    def _call(self, func: Any, *args: Any) -> None:
+        if self._loop is None:
+            raise RuntimeError("the simulator is not running")
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                func(*args)
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        done.wait(5)
+
+    # --- the event loop ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        finally:
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        async with serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            compression=None,
+            max_queue=None,
+            write_limit=2**20,
+        ) as server:
+            self._server = server
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            feed = asyncio.create_task(self._feed())
+            beats = asyncio.create_task(self._heartbeats())
+            await self._stopped.wait()
+            feed.cancel()
+            beats.cancel()
+            self._close_all(1001)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if time.monotonic() < self._outage_until:
+                return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
+            return None
+        status, body = self.rest.handle(request.path)
+        headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(body))})
+        return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        client = _Client(connection)
+        self.connections_total += 1
+        self._clients.add(client)
+        try:
+            await self._send(client, wsp.status())
+            idle = asyncio.get_running_loop().call_later(
+                self.idle_close, lambda: client.symbols or self._spawn(connection.close())
+            )
+            async for message in connection:
+                await self._on_message(client, message)
+            idle.cancel()
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(client)
+
+    async def _send(self, client: _Client, frame: str | bytes) -> None:
+        if client.silent or client.connection.state is not State.OPEN:
+            return  # a closing connection would hold every sender until it is closed
+        client.last_sent = time.monotonic()
+        try:
+            await client.connection.send(frame)
+        except ConnectionClosed:
+            self._clients.discard(client)
+
+    async def _on_message(self, client: _Client, message: str | bytes) -> None:
+        time_in = wsp.now()
+        try:
+            request = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            await self._send(
+                client, wsp.subscribe_failure("unknown", "Malformed request", None, None, time_in)
+            )
+            return
+        if not isinstance(request, dict):
+            return
+        method = request.get("method")
+        req_id = request.get("req_id")
+        if method == "ping":
+            await self._send(client, wsp.pong(req_id, time_in))
+        elif method in ("subscribe", "unsubscribe"):
+            await self._on_subscribe(client, method, request, req_id, time_in)
+        else:
+            await self._send(
+                client,
+                wsp.subscribe_failure(str(method), "Method not found", None, req_id, time_in),
+            )
+
+    async def _on_subscribe(
+        self, client: _Client, method: str, request: dict, req_id: Any, time_in: str
+    ) -> None:
+        if method == "subscribe":
+            self.subscribe_requests.append(request)
+            now = time.monotonic()
+            client.requests = [t for t in client.requests if now - t < 1.0] + [now]
+            if self.subscribe_rate_limit and len(client.requests) > self.subscribe_rate_limit:
+                await self._send(client, wsp.rate_limited())
+                return
+        params = request.get("params")
+        if not isinstance(params, dict) or params.get("channel") != "trade":
+            channel = params.get("channel") if isinstance(params, dict) else None
+            error = f"Channel {channel!r} not supported" if channel else "Missing params"
+            await self._send(client, wsp.subscribe_failure(method, error, None, req_id, time_in))
+            return
+        symbols = params.get("symbol")
+        snapshot = params.get("snapshot", True)
+        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+            await self._send(
+                client,
+                wsp.subscribe_failure(method, "symbol must be a list", None, req_id, time_in),
+            )
+            return
+        accepted = []
+        for symbol in symbols:
+            if symbol not in self.market.pairs or symbol in self._rejected:
+                error = f"Currency pair not supported {symbol}"
+                await self._send(
+                    client, wsp.subscribe_failure(method, error, symbol, req_id, time_in)
+                )
+                continue
+            await self._send(
+                client, wsp.subscribe_success(method, symbol, bool(snapshot), req_id, time_in)
+            )
+            accepted.append(symbol)
+        if method == "unsubscribe":
+            client.symbols.difference_update(accepted)
+            return
+        client.symbols.update(accepted)
+        if snapshot:
+            for symbol in accepted:
+                trades = self.market.last(symbol, SNAPSHOT_SIZE)
+                await self._send(client, wsp.trade_frame("snapshot", trades))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.heartbeat_interval, 0.25))
+            now = time.monotonic()
+            for client in list(self._clients):
+                if now - client.last_sent >= self.heartbeat_interval:
+                    await self._send(client, wsp.heartbeat())
+
+    async def _feed(self) -> None:
+        """Generate trades at `rate` and send them to the subscribers of their symbols."""
+        started = time.monotonic()
+        generated_at_start = self.trades_generated
+        while True:
+            if self._rate_changed:
+                self._rate_changed = False
+                started = time.monotonic()
+                generated_at_start = self.trades_generated
+            if self._paused or (self.rate is not None and self.rate <= 0):
+                await asyncio.sleep(0.05)
+                continue
+            if self.max_trades is not None and self.trades_generated >= self.max_trades:
+                await asyncio.sleep(0.05)
+                continue
+            if self.rate is None:
+                due = self.batch * 8
+            else:
+                elapsed = time.monotonic() - started
+                due = int(self.rate * elapsed) - (self.trades_generated - generated_at_start)
+            if self.max_trades is not None:
+                due = min(due, self.max_trades - self.trades_generated)
+            if due <= 0:
+                wait = TICK if self.rate is None or self.rate >= 500 else 1 / self.rate
+                await asyncio.sleep(wait)
+                continue
+            if not self.generate_when_idle and not self._clients:
+                self._rate_changed = True
+                await asyncio.sleep(0.05)
+                continue
+            trades = self.market.next_trades(due)
+            self.trades_generated += len(trades)
+            await self._publish(trades)
+            if self.rate is None:
+                await asyncio.sleep(0)
+
+    async def _publish(self, trades: list[SimTrade]) -> None:
+        for start in range(0, len(trades), self.batch):
+            chunk = trades[start : start + self.batch]
+            symbols = {t.symbol for t in chunk}
+            frames: dict[frozenset[str], str] = {}
+            for client in list(self._clients):
+                wanted = symbols & client.symbols
+                if not wanted or client.silent:
+                    continue
+                key = frozenset(wanted)
+                frame = frames.get(key)
+                if frame is None:
+                    selected = [t for t in chunk if t.symbol in wanted]
+                    frame = frames[key] = wsp.trade_frame("update", selected)
+                    if self.record_send_times:
+                        sent = time.time_ns()
+                        for trade in selected:
+                            self.send_times[(trade.symbol, trade.trade_id)] = sent
+                    self.trades_sent += len(selected)
+                await self._send(client, frame)
+
+    def _drop_all(self) -> None:
+        for client in list(self._clients):
+            client.connection.transport.abort()
+        self._clients.clear()
+
+    def _close_all(self, code: int) -> None:
+        for client in list(self._clients):
+            self._spawn(client.connection.close(code, "simulator closing"))
+
+    def _broadcast_raw(self, frame: str | bytes) -> None:
+        for client in list(self._clients):
+            self._spawn(self._send(client, frame))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
