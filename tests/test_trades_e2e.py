@@ -13,12 +13,18 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import parse_timestamp_ms
-from tests.kafka import Record, consume, unique
-from tests.pipeline import TRADES_MAIN, PipelineProcess
+from tests.e2e import (
+    PAIRS,
+    assert_contiguous_without_duplicates,
+    by_pair,
+    reached,
+    trades_pipeline,
+    wait_for_subscriptions,
+    wait_for_trades,
+)
+from tests.kafka import consume
 
 pytestmark = pytest.mark.e2e
-
-PAIRS = ("BTC/USD", "ETH/USD")
 
 
 @pytest.fixture
@@ -32,67 +38,6 @@ def market() -> Market:
 def kraken(market: Market) -> Iterator[KrakenSimulator]:
     with KrakenSimulator(market, rate=30.0, batch=3, heartbeat_interval=0.5) as sim:
         yield sim
-
-
-def trades_pipeline(
-    broker: str, sim: KrakenSimulator, tmp_path: Path, **env: str
-) -> PipelineProcess:
-    variables = {
-        "Quix__Broker__Address": broker,
-        "output": unique("trades"),
-        "pairs": ",".join(PAIRS),
-        "kraken_ws_url": sim.ws_url,
-        "kraken_rest_url": sim.rest_url,
-        "Quix__Consumer_Group": unique("trades-app"),
-        "heartbeat_timeout": "3",
-        **env,
-    }
-    return PipelineProcess(TRADES_MAIN, variables, tmp_path)
-
-
-def by_pair(records: list[Record]) -> dict[str, list[int]]:
-    ids: dict[str, list[int]] = defaultdict(list)
-    for record in records:
-        ids[record.value["pair"]].append(record.value["trade_id"])
-    return ids
-
-
-def reached(pairs: tuple[str, ...], trade_ids: dict[str, int]):
-    """Stop reading once every pair has reached the given trade_id."""
-
-    def done(records: list[Record]) -> bool:
-        last = {r.value["pair"]: r.value["trade_id"] for r in records}
-        return all(last.get(pair, -1) >= trade_ids[pair] for pair in pairs)
-
-    return done
-
-
-def assert_contiguous_without_duplicates(ids: dict[str, list[int]]) -> None:
-    for pair, trade_ids in ids.items():
-        assert len(trade_ids) == len(set(trade_ids)), f"{pair} has duplicates"
-        assert trade_ids == list(range(trade_ids[0], trade_ids[0] + len(trade_ids))), (
-            f"{pair} is not contiguous: {trade_ids}"
-        )
-
-
-def wait_for_trades(market: Market, count: int, timeout: float = 30.0) -> dict[str, int]:
-    """Let the simulator make `count` more trades per pair; return each pair's last trade_id."""
-    start = {pair: market.history(pair)[-1].trade_id for pair in PAIRS}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = {pair: market.history(pair)[-1].trade_id for pair in PAIRS}
-        if all(last[p] - start[p] >= count for p in PAIRS):
-            return last
-        time.sleep(0.1)
-    raise AssertionError("the simulator made too few trades")
-
-
-def wait_for_subscriptions(pipeline: PipelineProcess, count: int, timeout: float = 30) -> None:
-    """Wait until the pipeline has subscribed `count` times (once per connection)."""
-    deadline = time.monotonic() + timeout
-    while len(re.findall(r"Subscribed to ETH/USD", pipeline.log)) < count:
-        assert time.monotonic() < deadline, pipeline.log[-3000:]
-        time.sleep(0.1)
 
 
 def test_trades_reach_the_topic_keyed_timed_and_filtered(

@@ -144,7 +144,7 @@ class KrakenRest:
     # --- plumbing ---------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        backoff = Backoff(initial=1.0, cap=self.max_backoff)
+        backoff = Backoff(initial=min(1.0, self.max_backoff), cap=self.max_backoff)
         while True:
             self._wait(self._next_call)
             self._next_call = time.monotonic() + self.min_interval

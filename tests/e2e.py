@@ -1,0 +1,81 @@
+"""Helpers shared by the end-to-end tests: run the trades pipeline, read and check its topic."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from simulator import KrakenSimulator, Market
+from tests.kafka import Record, unique
+from tests.pipeline import TRADES_MAIN, PipelineProcess
+
+PAIRS = ("BTC/USD", "ETH/USD")
+
+
+def trades_pipeline(
+    broker: str, sim: KrakenSimulator, workdir: Path, **env: str
+) -> PipelineProcess:
+    """The trades pipeline on `broker` and the simulator, with a fresh output topic and group."""
+    variables = {
+        "Quix__Broker__Address": broker,
+        "output": unique("trades"),
+        "pairs": ",".join(PAIRS),
+        "kraken_ws_url": sim.ws_url,
+        "kraken_rest_url": sim.rest_url,
+        "Quix__Consumer_Group": unique("trades-app"),
+        "heartbeat_timeout": "3",
+        **env,
+    }
+    return PipelineProcess(TRADES_MAIN, variables, workdir)
+
+
+def by_pair(records: list[Record]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = defaultdict(list)
+    for record in records:
+        ids[record.value["pair"]].append(record.value["trade_id"])
+    return ids
+
+
+def reached(pairs: tuple[str, ...], trade_ids: dict[str, int]):
+    """Stop reading once every pair has reached the given trade_id."""
+
+    def done(records: list[Record]) -> bool:
+        last = {r.value["pair"]: r.value["trade_id"] for r in records}
+        return all(last.get(pair, -1) >= trade_ids[pair] for pair in pairs)
+
+    return done
+
+
+def assert_contiguous_without_duplicates(ids: dict[str, list[int]]) -> None:
+    for pair, trade_ids in ids.items():
+        assert len(trade_ids) == len(set(trade_ids)), f"{pair} has duplicates"
+        assert trade_ids == list(range(trade_ids[0], trade_ids[0] + len(trade_ids))), (
+            f"{pair} is not contiguous: {trade_ids}"
+        )
+
+
+def last_ids(market: Market, pairs: tuple[str, ...] = PAIRS) -> dict[str, int]:
+    """Each pair's last trade_id in the simulated market."""
+    return {pair: market.last(pair, 1)[-1].trade_id for pair in pairs}
+
+
+def wait_for_trades(market: Market, count: int, timeout: float = 30.0) -> dict[str, int]:
+    """Let the simulator make `count` more trades per pair; return each pair's last trade_id."""
+    start = last_ids(market)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = last_ids(market)
+        if all(last[p] - start[p] >= count for p in PAIRS):
+            return last
+        time.sleep(0.1)
+    raise AssertionError("the simulator made too few trades")
+
+
+def wait_for_subscriptions(pipeline: PipelineProcess, count: int, timeout: float = 30) -> None:
+    """Wait until the pipeline has subscribed `count` times (once per connection)."""
+    deadline = time.monotonic() + timeout
+    while len(re.findall(r"Subscribed to ETH/USD", pipeline.log)) < count:
+        assert time.monotonic() < deadline, pipeline.log[-3000:]
+        time.sleep(0.1)
