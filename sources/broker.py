@@ -12,7 +12,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-__all__ = ["EmbeddedBroker", "broker_reachable", "is_loopback", "split_address"]
+__all__ = [
+    "BrokerUnavailable",
+    "EmbeddedBroker",
+    "broker_reachable",
+    "is_loopback",
+    "split_address",
+    "wait_for_broker",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,46 @@ def broker_reachable(address: str, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+class BrokerUnavailable(RuntimeError):
+    """No broker answered within the allowed time."""
+
+
+def wait_for_broker(config: dict[str, str], timeout: float, *, log_every: float = 5.0) -> None:
+    """Block until the cluster answers a metadata request, logging while it does not.
+
+    :param config: librdkafka settings (at least `bootstrap.servers`).
+    :param timeout: seconds to wait in all.
+    :raises BrokerUnavailable: naming the address, when `timeout` passes.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    address = config.get("bootstrap.servers", "?")
+    admin = AdminClient({**config, "log_level": 0})
+    started = time.monotonic()
+    next_log = started
+    while True:
+        waited = time.monotonic() - started
+        try:
+            admin.list_topics(timeout=min(2.0, max(timeout - waited, 0.1)))
+            if waited > 1:
+                logger.info("Broker at %s answers after %.0f s", address, waited)
+            return
+        except KafkaException as exc:
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise BrokerUnavailable(
+                    f"no broker answered at {address} within {timeout:g} s "
+                    f"(broker_timeout): {exc.args[0].str() if exc.args else exc}"
+                ) from None
+            if time.monotonic() >= next_log:
+                logger.warning(
+                    "Waiting for the broker at %s (%.0f s of %g s)", address, waited, timeout
+                )
+                next_log = time.monotonic() + log_every
+            time.sleep(0.5)
 
 
 @dataclass

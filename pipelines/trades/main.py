@@ -18,7 +18,14 @@ from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
-from sources.broker import EmbeddedBroker, broker_reachable, is_loopback, split_address
+from sources.broker import (
+    BrokerUnavailable,
+    EmbeddedBroker,
+    broker_reachable,
+    is_loopback,
+    split_address,
+    wait_for_broker,
+)
 from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
 from sources.kraken.dedupe import drop_published
 from sources.kraken.source import END_OF_BACKFILL_HEADER
@@ -37,6 +44,7 @@ def build_dataframe(app: Application, settings: TradesSettings) -> StreamingData
     pairs = frozenset(settings.pairs)
     source = KrakenTradesSource(
         settings.pairs,
+        name=f"kraken-{settings.output}",  # source topic: source__kraken-<output>
         ws_url=settings.kraken_ws_url,
         snapshot=settings.snapshot,
         heartbeat_timeout=settings.heartbeat_timeout,
@@ -111,6 +119,8 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
 def run(settings: TradesSettings) -> None:
     """Run the application; rebuild local state once if it is ahead of its changelog."""
     app = make_application(settings)
+    # Quix Streams creates its topics when the app starts: wait for the broker first.
+    wait_for_broker(app.config.broker_address.as_librdkafka_dict(), settings.broker_timeout)
     build_dataframe(app, settings)
     try:
         app.run()
@@ -137,6 +147,9 @@ def main() -> int:
         run(settings)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
+        return 1
+    except BrokerUnavailable as exc:
+        logger.error("Broker unavailable: %s", exc)
         return 1
     finally:
         if broker:

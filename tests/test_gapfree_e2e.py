@@ -1,0 +1,206 @@
+"""Gap-free delivery: repair from REST, resume after a crash, history, exactly-once, broker loss."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator import KrakenSimulator, Market
+from sources.broker import EmbeddedBroker
+from tests.e2e import (
+    PAIRS,
+    assert_contiguous_without_duplicates,
+    by_pair,
+    last_ids,
+    reached,
+    trades_pipeline,
+    wait_for_subscriptions,
+    wait_for_trades,
+)
+from tests.kafka import consume, free_port, unique
+
+pytestmark = pytest.mark.e2e
+
+RATE = 60.0  # trades/s across both pairs: 30 per pair
+
+
+@pytest.fixture
+def market() -> Market:
+    market = Market(PAIRS, seed=11)
+    market.seed_history(count_per_pair=60, span_seconds=60)
+    return market
+
+
+@pytest.fixture
+def kraken(market: Market) -> Iterator[KrakenSimulator]:
+    with KrakenSimulator(market, rate=RATE, batch=4, heartbeat_interval=0.5) as sim:
+        yield sim
+
+
+def report(name: str, ids: dict[str, list[int]], first: dict[str, int], last: dict[str, int]):
+    """One line per scenario for the closing note: expected, delivered, duplicates, gaps."""
+    for pair in PAIRS:
+        got = [i for i in ids[pair] if first[pair] <= i <= last[pair]]
+        expected = last[pair] - first[pair] + 1
+        dups = len(got) - len(set(got))
+        gaps = expected - len(set(got))
+        print(
+            f"SCENARIO {name} {pair}: expected={expected} delivered={len(set(got))} "
+            f"duplicates={dups} gaps={gaps}"
+        )
+
+
+def test_outage_longer_than_the_snapshot_is_repaired_from_rest(
+    broker: str, kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    with trades_pipeline(broker, kraken, tmp_path) as pipeline:
+        wait_for_subscriptions(pipeline, 1)
+        first = {p: i - 5 for p, i in wait_for_trades(market, 5).items()}
+        before = last_ids(market)
+        kraken.outage(5)  # ~150 trades per pair happen meanwhile: more than the snapshot's 50
+        wait_for_subscriptions(pipeline, 2, timeout=60)
+        missed = {p: last_ids(market)[p] - before[p] for p in PAIRS}
+        assert all(n > 60 for n in missed.values()), missed
+        target = wait_for_trades(market, 10)
+        records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target))
+        assert pipeline.stop() == 0
+        log = pipeline.log
+    ids = by_pair(records)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
+    assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ .* fetching them from Kraken REST", log)
+    assert int(re.findall(r"backfilled=(\d+)", log)[-1]) > 0
+    report("outage", ids, first, target)
+
+
+def test_sigkill_and_restart_backfills_the_downtime(
+    broker: str, kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    env = {"output": unique("trades"), "Quix__Consumer_Group": unique("trades-app")}
+    pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
+    try:
+        wait_for_subscriptions(pipeline, 1)
+        first = {p: i - 20 for p, i in wait_for_trades(market, 20).items()}
+        time.sleep(2)  # let a checkpoint or two happen
+        pipeline.kill()  # SIGKILL, the app and its source process
+        wait_for_trades(market, 120)  # the downtime: more than a snapshot can cover
+        pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
+        pipeline.wait_for_log(r"Resuming from the state: ")
+        target = wait_for_trades(market, 10)
+        records = consume(broker, env["output"], until=reached(PAIRS, target), timeout=90)
+        assert pipeline.stop() == 0
+    finally:
+        pipeline.kill()
+    ids = by_pair(records)
+    report("sigkill-restart", ids, first, target)
+    for pair in PAIRS:
+        distinct = sorted(set(ids[pair]))
+        assert distinct == list(range(distinct[0], distinct[-1] + 1)), f"{pair} has a gap"
+        assert distinct[0] <= first[pair] and distinct[-1] >= target[pair]
+        # at-least-once: a crash may replay what was produced after the last commit, once
+        assert max(Counter(ids[pair]).values()) <= 2
+
+
+def test_history_since_an_hour_ago_then_live_without_gap(broker: str, tmp_path: Path) -> None:
+    market = Market(PAIRS, seed=5)
+    market.seed_history(count_per_pair=3000, span_seconds=3300)  # within the last hour
+    first = {p: market.history(p)[0].trade_id for p in PAIRS}
+    with KrakenSimulator(market, rate=20.0, batch=2, heartbeat_interval=0.5) as kraken:
+        kraken.throttle_rest(3)  # Kraken's "EGeneral:Too many requests" on the first calls
+        with trades_pipeline(broker, kraken, tmp_path, backfill_since="1h") as pipeline:
+            pipeline.wait_for_log(r"Backfill of ETH/USD done .*, complete", timeout=90)
+            target = wait_for_trades(market, 10)
+            records = consume(
+                broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=90
+            )
+            assert pipeline.stop() == 0
+            log = pipeline.log
+    ids = by_pair(records)
+    report("history-then-live", ids, first, target)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] == first[pair] and ids[pair][-1] >= target[pair]
+    assert log.count("EGeneral:Too many requests") == 3
+
+
+def test_backfill_only_builds_a_dataset_and_exits_zero(broker: str, tmp_path: Path) -> None:
+    market = Market(PAIRS, seed=9)
+    market.seed_history(count_per_pair=2500, span_seconds=7000)
+    with KrakenSimulator(market, rate=0) as kraken:
+        pipeline = trades_pipeline(
+            broker, kraken, tmp_path, backfill_since="2h", backfill_only="true"
+        ).start()
+        try:
+            code = pipeline.wait(timeout=120)
+        finally:
+            pipeline.kill()
+    assert code == 0, pipeline.log[-3000:]
+    expected = {p: [t.trade_id for t in market.history(p)] for p in PAIRS}
+    records = consume(
+        broker,
+        pipeline.env["output"],
+        until=lambda r: len(r) >= sum(map(len, expected.values())),
+        timeout=60,
+    )
+    assert by_pair(records) == expected
+    assert "Backfill complete" in pipeline.log
+
+
+def test_exactly_once_after_a_crash_mid_batch(broker: str, market: Market, tmp_path: Path) -> None:
+    env = {
+        "output": unique("trades"),
+        "Quix__Consumer_Group": unique("trades-app"),
+        "processing_guarantee": "exactly-once",
+    }
+    with KrakenSimulator(market, rate=400.0, batch=10, heartbeat_interval=0.5) as kraken:
+        pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
+        try:
+            wait_for_subscriptions(pipeline, 1)
+            first = {p: i - 400 for p, i in wait_for_trades(market, 400).items()}
+            pipeline.kill()  # mid-stream: batches in flight, a transaction open
+            pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
+            pipeline.wait_for_log(r"Resuming from the state: ")
+            target = wait_for_trades(market, 200)
+            records = consume(
+                broker,
+                env["output"],
+                until=reached(PAIRS, target),
+                timeout=90,
+                isolation="read_committed",
+            )
+            assert pipeline.stop() == 0
+        finally:
+            pipeline.kill()
+    ids = by_pair(records)
+    report("exactly-once-crash", ids, first, target)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
+
+
+def test_broker_that_never_appears_exits_non_zero(kraken: KrakenSimulator, tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    with trades_pipeline(address, kraken, tmp_path, broker_timeout="4") as pipeline:
+        code = pipeline.wait(timeout=60)
+    assert code == 1
+    assert f"Broker unavailable: no broker answered at {address} within 4 s" in pipeline.log
+
+
+def test_broker_late_at_start_then_trades_flow(
+    kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    port = free_port()
+    with trades_pipeline(f"127.0.0.1:{port}", kraken, tmp_path) as pipeline:
+        pipeline.wait_for_log(r"Waiting for the broker at 127\.0\.0\.1:\d+")
+        with EmbeddedBroker(port=port) as late:
+            pipeline.wait_for_log(r"Subscribed to ETH/USD", timeout=60)
+            target = wait_for_trades(market, 10)
+            records = consume(late.address, pipeline.env["output"], until=reached(PAIRS, target))
+            assert pipeline.stop() == 0
+    assert_contiguous_without_duplicates(by_pair(records))
