@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
@@ -29,6 +30,7 @@ from sources.broker import (
 from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
 from sources.kraken.dedupe import drop_published
 from sources.kraken.source import END_OF_BACKFILL_HEADER
+from sources.transforms import Transform, apply_transforms, load_transforms
 
 logger = logging.getLogger("trades")
 
@@ -39,8 +41,10 @@ OUTPUT_TOPIC_CONFIG = TopicConfig(
 )
 
 
-def build_dataframe(app: Application, settings: TradesSettings) -> StreamingDataFrame:
-    """The declarative part of the pipeline; add your own steps before `to_topic`."""
+def build_dataframe(
+    app: Application, settings: TradesSettings, transforms: Sequence[Transform] = ()
+) -> StreamingDataFrame:
+    """The declarative part of the pipeline; `transforms` run just before `to_topic`."""
     pairs = frozenset(settings.pairs)
     source = KrakenTradesSource(
         settings.pairs,
@@ -68,6 +72,7 @@ def build_dataframe(app: Application, settings: TradesSettings) -> StreamingData
     sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
     sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
+    sdf = apply_transforms(sdf, transforms)  # the extension point: see `transforms` in README
     sdf.to_topic(output, key=lambda record: record["pair"])
     return sdf
 
@@ -116,12 +121,12 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
     return EmbeddedBroker(port=split_address(address)[1]).start()
 
 
-def run(settings: TradesSettings) -> None:
+def run(settings: TradesSettings, transforms: Sequence[Transform]) -> None:
     """Run the application; rebuild local state once if it is ahead of its changelog."""
     app = make_application(settings)
     # Quix Streams creates its topics when the app starts: wait for the broker first.
     wait_for_broker(app.config.broker_address.as_librdkafka_dict(), settings.broker_timeout)
-    build_dataframe(app, settings)
+    build_dataframe(app, settings, transforms)
     try:
         app.run()
     except InvalidStoreChangelogOffset:
@@ -131,7 +136,7 @@ def run(settings: TradesSettings) -> None:
         logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
         app.clear_state()
         app = make_application(settings)
-        build_dataframe(app, settings)
+        build_dataframe(app, settings, transforms)
         app.run()
 
 
@@ -139,12 +144,13 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
     try:
         settings = TradesSettings.from_env()
+        transforms = load_transforms(settings.transforms)
     except ConfigError as exc:
         logger.error("Configuration error: %s", exc)
         return 2
     broker = _start_embedded_broker_if_needed(settings)
     try:
-        run(settings)
+        run(settings, transforms)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
         return 1

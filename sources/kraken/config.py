@@ -134,6 +134,7 @@ class TradesSettings:
     processing_guarantee: str = "at-least-once"
     max_gap: int = 50_000
     broker_timeout: float = 120.0
+    transforms: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
@@ -191,4 +192,5 @@ class TradesSettings:
             broker_timeout=parse_seconds(
                 text("broker_timeout", str(defaults.broker_timeout)), setting="broker_timeout"
             ),
+            transforms=text("transforms", ""),
         )

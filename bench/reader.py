@@ -1,0 +1,121 @@
+"""The bench's own consumer: reads a contender's output topic and stamps each record's arrival."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Message
+
+from bench.records import SENT_HEADER
+
+__all__ = ["Arrival", "OutputReader"]
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One output record as the bench saw it."""
+
+    pair: str
+    trade_id: int
+    received_ns: int  # time.time_ns() when the consumer handed it over
+    sent_ns: int | None  # from the ceiling's header; None for the simulator's contenders
+
+
+class OutputReader:
+    """Reads `topic` from the beginning in a background thread until stopped.
+
+    Records are kept raw with their arrival time and decoded only in `arrivals()`, so
+    the reading thread does as little as it can while the contender runs. Watermarks are not
+    used (Tansu misreports them): callers wait for a count or a deadline.
+    """
+
+    def __init__(self, broker: str, topic: str, *, keep: bool = True) -> None:
+        """:param keep: keep the records for `arrivals()`; False only counts them (soaks)."""
+        self.topic = topic
+        self.keep = keep
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": broker,
+                "group.id": f"bench-reader-{uuid.uuid4().hex[:10]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 2000,
+                # Tansu answers a fetch only when its wait is over, even if data came in
+                # meanwhile: a short wait keeps the reader from adding latency of its own.
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self._batches: list[tuple[int, list[Message]]] = []
+        self._count = 0
+        self._assigned = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-reader", daemon=True)
+        self.error: str | None = None
+
+    @property
+    def count(self) -> int:
+        """Records received so far."""
+        return self._count
+
+    def start(self, timeout: float = 60.0) -> OutputReader:
+        """Subscribe and wait until the group has assigned the partitions."""
+        self._consumer.subscribe([self.topic], on_assign=lambda *_: self._assigned.set())
+        self._thread.start()
+        if not self._assigned.wait(timeout):
+            raise RuntimeError(f"the bench reader got no partitions of {self.topic} in time")
+        return self
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Wait until `count` records arrived; False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self._count < count:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        while not self._stopping.is_set():
+            messages = consumer.consume(10_000, 0)  # whatever is already here
+            if not messages:
+                message = consumer.poll(0.05)  # returns as soon as one arrives
+                if message is None:
+                    continue
+                messages = [message]
+            received = time.time_ns()
+            good = [m for m in messages if not m.error()]
+            for message in messages:
+                error = message.error()
+                if error and error.code() not in _HARMLESS:
+                    self.error = str(error)
+            if good:
+                if self.keep:
+                    self._batches.append((received, good))
+                self._count += len(good)
+
+    def arrivals(self) -> list[Arrival]:
+        """Every record received so far, decoded."""
+        result = []
+        for received, messages in list(self._batches):
+            for message in messages:
+                value = orjson.loads(message.value())
+                sent = None
+                for name, raw in message.headers() or ():
+                    if name == SENT_HEADER:
+                        sent = int.from_bytes(raw, "big")
+                result.append(Arrival(value["pair"], value["trade_id"], received, sent))
+        return result
+
+
+_HARMLESS = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART}

