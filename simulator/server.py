@@ -246,7 +246,13 @@ class KrakenSimulator:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
             return None
         status, body = self.rest.handle(request.path)
-        headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(body))})
+        headers = Headers(
+            {
+                "Content-Type": "application/json",
+                "Content-Length": str(len(body)),
+                "Connection": "close",  # the server closes after answering: say so
+            }
+        )
         return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
     async def _handle(self, connection: ServerConnection) -> None:

@@ -48,6 +48,7 @@ def consume(
     until: Callable[[list[Record]], bool],
     timeout: float = 60.0,
     isolation: str = "read_uncommitted",
+    raw: bool = False,
 ) -> list[Record]:
     """Read `topic` from the beginning until `until(records)` is true or `timeout` passes.
 
@@ -82,7 +83,7 @@ def consume(
             records.append(
                 Record(
                     key=key.decode() if key is not None else None,
-                    value=orjson.loads(message.value()),
+                    value=message.value().decode() if raw else orjson.loads(message.value()),
                     timestamp_ms=message.timestamp()[1],
                     partition=message.partition(),
                     offset=message.offset(),
@@ -95,3 +96,32 @@ def consume(
 
 def at_least(n: int) -> Callable[[list[Record]], bool]:
     return lambda records: len(records) >= n
+
+
+def filters_aborted_transactions(broker: str) -> bool:
+    """Whether a read_committed consumer of `broker` skips aborted records, as Kafka does.
+
+    Tansu returns them (checked here rather than assumed, so Redpanda runs the strict tests).
+    """
+    from confluent_kafka import Producer
+
+    topic = unique("probe-txn")
+    create_topic(broker, topic)
+    producer = Producer({"bootstrap.servers": broker, "transactional.id": unique("probe")})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"aborted")
+    producer.flush(10)
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"committed")
+    producer.commit_transaction(30)
+    records = consume(
+        broker,
+        topic,
+        until=lambda r: any(x.value == "committed" for x in r),
+        timeout=30,
+        isolation="read_committed",
+        raw=True,
+    )
+    return all(r.value != "aborted" for r in records)

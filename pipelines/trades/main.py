@@ -99,7 +99,24 @@ def make_application(settings: TradesSettings) -> Application:
         broker_availability_timeout=settings.broker_timeout,
         # Group joins take the session timeout on some brokers (Tansu): keep it short.
         consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+        producer_extra_config=_transaction_config(settings),
     )
+
+
+def _transaction_config(settings: TradesSettings) -> dict[str, str | int]:
+    """In exactly-once mode, a transactional.id that survives restarts.
+
+    Quix Streams picks a random one per start, so a crashed instance's open transaction
+    blocks read_committed consumers until the broker times it out. A stable id lets the
+    restarted instance fence the old producer and abort that transaction at once. The
+    source topic has one partition, so one instance (replicas: 1) does all the work.
+    """
+    if settings.processing_guarantee != "exactly-once":
+        return {}
+    return {
+        "transactional.id": f"{settings.consumer_group}-{settings.output}",
+        "transaction.timeout.ms": 30_000,
+    }
 
 
 def _on_quix_cloud() -> bool:
