@@ -1,0 +1,153 @@
+"""Trades -> OHLCV candles: one candle per pair and tumbling window of event time.
+
+    input (trades) -> skip non-trades -> event time = timestamp_ms
+        -> tumbling_window(candle_seconds, grace_seconds, on_late=count)
+        -> reduce(add_trade, start_candle) -> final() -> candle_record -> to_topic(output)
+
+A candle is emitted once its window closes: when a later trade of the same pair arrives
+at or after window end + grace (closing strategy "key"). Windows without trades emit
+nothing. The candle's Kafka timestamp is its window start; its key is the pair.
+
+Run from the repository root: `python pipelines/candles/main.py` (settings: see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import TopicConfig
+from quixstreams.state.exceptions import InvalidStoreChangelogOffset
+
+from sources.broker import BrokerUnavailable, wait_for_broker
+from sources.candles import (
+    CandlesSettings,
+    CandleStats,
+    add_trade,
+    candle_record,
+    is_trade,
+    start_candle,
+)
+from sources.candles.stats import Reporter
+from sources.kraken.config import ConfigError
+
+logger = logging.getLogger("candles")
+
+# Explicit retention: Tansu reports only the configs a topic was created with, and Quix
+# derives its changelog topics' config from the input topic's retention.
+RETENTION = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
+INPUT_TOPIC_CONFIG = TopicConfig(num_partitions=3, replication_factor=1, extra_config=RETENTION)
+OUTPUT_TOPIC_CONFIG = TopicConfig(num_partitions=3, replication_factor=1, extra_config=RETENTION)
+
+
+def build_dataframe(
+    app: Application, settings: CandlesSettings, stats: CandleStats
+) -> StreamingDataFrame:
+    """The declarative part of the pipeline."""
+    trades = app.topic(
+        settings.input,
+        key_deserializer="string",
+        value_deserializer="json",
+        config=INPUT_TOPIC_CONFIG,  # used only if the topic does not exist yet
+    )
+    output = app.topic(
+        settings.output,
+        key_serializer="string",
+        value_serializer="json",
+        config=OUTPUT_TOPIC_CONFIG,
+    )
+
+    sdf = app.dataframe(trades)
+    sdf = sdf.filter(_keep_trades(stats))
+    sdf = sdf.set_timestamp(lambda trade, key, timestamp, headers: trade["timestamp_ms"])
+    sdf = (
+        sdf.tumbling_window(
+            duration_ms=settings.candle_ms,
+            grace_ms=settings.grace_ms,
+            name="candles",
+            on_late=stats.on_late,
+        )
+        .reduce(reducer=add_trade, initializer=start_candle)
+        .final(closing_strategy="key")  # Kafka timestamp of each result: window start
+    )
+    sdf = sdf.apply(candle_record)
+    sdf = sdf.update(stats.count_candle)
+    sdf.to_topic(output)  # the key stays the pair
+    return sdf
+
+
+def _keep_trades(stats: CandleStats):
+    """A filter that lets trades through and counts everything else."""
+
+    def keep(record: object) -> bool:
+        if is_trade(record):
+            return True
+        stats.count_invalid(record)
+        return False
+
+    return keep
+
+
+def make_application(settings: CandlesSettings) -> Application:
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
+    return Application(
+        broker_address=None if os.environ.get("Quix__Sdk__Token") else settings.broker_address,
+        consumer_group=settings.consumer_group,
+        auto_offset_reset="earliest",
+        loglevel=settings.loglevel,
+        broker_availability_timeout=settings.broker_timeout,
+        # Group joins take the session timeout on some brokers (Tansu): keep it short.
+        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+    )
+
+
+def run(settings: CandlesSettings, stats: CandleStats) -> None:
+    """Run the application; rebuild local state once if it is ahead of its changelog."""
+    app = make_application(settings)
+    wait_for_broker(app.config.broker_address.as_librdkafka_dict(), settings.broker_timeout)
+    build_dataframe(app, settings, stats)
+    try:
+        app.run()
+    except InvalidStoreChangelogOffset:
+        # A deleted changelog, or a broker that misreports watermarks of compacted topics
+        # (Tansu): the changelog is the source of truth, recover the windows from it.
+        logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
+        app.clear_state()
+        app = make_application(settings)
+        build_dataframe(app, settings, stats)
+        app.run()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
+    try:
+        settings = CandlesSettings.from_env()
+    except ConfigError as exc:
+        logger.error("Configuration error: %s", exc)
+        return 2
+    logger.info(
+        "Candles of %s s (grace %s s) from %r to %r",
+        settings.candle_ms / 1000,
+        settings.grace_ms / 1000,
+        settings.input,
+        settings.output,
+    )
+    stats = CandleStats(settings.grace_ms)
+    reporter = Reporter(stats, settings.stats_interval, logger)
+    reporter.start()
+    try:
+        run(settings, stats)
+    except BrokerUnavailable as exc:
+        logger.error("Broker unavailable: %s", exc)
+        return 1
+    finally:
+        reporter.stop()
+        logger.info("Stopped. %s", stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
