@@ -20,9 +20,8 @@ import sys
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
-from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
-from sources.broker import BrokerUnavailable, wait_for_broker
+from sources.broker import BrokerUnavailable
 from sources.candles import (
     CandlesSettings,
     CandleStats,
@@ -33,6 +32,7 @@ from sources.candles import (
 )
 from sources.candles.stats import Reporter
 from sources.kraken.config import ConfigError
+from sources.runner import run_application
 
 logger = logging.getLogger("candles")
 
@@ -105,20 +105,12 @@ def make_application(settings: CandlesSettings) -> Application:
 
 
 def run(settings: CandlesSettings, stats: CandleStats) -> None:
-    """Run the application; rebuild local state once if it is ahead of its changelog."""
-    app = make_application(settings)
-    wait_for_broker(app.config.broker_address.as_librdkafka_dict(), settings.broker_timeout)
-    build_dataframe(app, settings, stats)
-    try:
-        app.run()
-    except InvalidStoreChangelogOffset:
-        # A deleted changelog, or a broker that misreports watermarks of compacted topics
-        # (Tansu): the changelog is the source of truth, recover the windows from it.
-        logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
-        app.clear_state()
-        app = make_application(settings)
-        build_dataframe(app, settings, stats)
-        app.run()
+    """Run the pipeline until it is stopped."""
+    run_application(
+        lambda: make_application(settings),
+        lambda app: build_dataframe(app, settings, stats),
+        settings.broker_timeout,
+    )
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
-from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from sources.broker import (
     BrokerUnavailable,
@@ -25,11 +24,11 @@ from sources.broker import (
     broker_reachable,
     is_loopback,
     split_address,
-    wait_for_broker,
 )
 from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
 from sources.kraken.dedupe import drop_published
 from sources.kraken.source import END_OF_BACKFILL_HEADER
+from sources.runner import run_application
 from sources.transforms import Transform, apply_transforms, load_transforms
 
 logger = logging.getLogger("trades")
@@ -88,6 +87,19 @@ def _stop_at_end_of_backfill(app: Application):
     return stop_if_complete
 
 
+# Consumer settings (see bench/ for the measurements behind them).
+CONSUMER_EXTRA_CONFIG: dict[str, str | int] = {
+    # Group joins take the session timeout on some brokers (Tansu): keep it short.
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 2000,
+    # Tansu answers a fetch only when its wait is over, even when data came in meanwhile;
+    # Kafka and Redpanda answer at once, so this only bounds how often an idle consumer asks.
+    "fetch.wait.max.ms": 10,
+}
+# Producer settings, added to Quix Streams' defaults (also used by bench/ for its baselines).
+PRODUCER_EXTRA_CONFIG: dict[str, str | int] = {}
+
+
 def make_application(settings: TradesSettings) -> Application:
     """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
     return Application(
@@ -97,9 +109,8 @@ def make_application(settings: TradesSettings) -> Application:
         loglevel=settings.loglevel,
         processing_guarantee=settings.processing_guarantee,
         broker_availability_timeout=settings.broker_timeout,
-        # Group joins take the session timeout on some brokers (Tansu): keep it short.
-        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
-        producer_extra_config=_transaction_config(settings),
+        consumer_extra_config=dict(CONSUMER_EXTRA_CONFIG),
+        producer_extra_config={**PRODUCER_EXTRA_CONFIG, **_transaction_config(settings)},
     )
 
 
@@ -139,22 +150,12 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
 
 
 def run(settings: TradesSettings, transforms: Sequence[Transform]) -> None:
-    """Run the application; rebuild local state once if it is ahead of its changelog."""
-    app = make_application(settings)
-    # Quix Streams creates its topics when the app starts: wait for the broker first.
-    wait_for_broker(app.config.broker_address.as_librdkafka_dict(), settings.broker_timeout)
-    build_dataframe(app, settings, transforms)
-    try:
-        app.run()
-    except InvalidStoreChangelogOffset:
-        # The local state is ahead of what the broker says its changelog holds: a deleted
-        # changelog, or a broker that misreports watermarks of compacted topics (Tansu).
-        # The changelog is the source of truth: drop the local copy and recover from it.
-        logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
-        app.clear_state()
-        app = make_application(settings)
-        build_dataframe(app, settings, transforms)
-        app.run()
+    """Run the pipeline until it is stopped."""
+    run_application(
+        lambda: make_application(settings),
+        lambda app: build_dataframe(app, settings, transforms),
+        settings.broker_timeout,
+    )
 
 
 def main() -> int:
