@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -78,6 +79,53 @@ def test_outage_longer_than_the_snapshot_is_repaired_from_rest(
     assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ .* fetching them from Kraken REST", log)
     assert int(re.findall(r"backfilled=(\d+)", log)[-1]) > 0
     report("outage", ids, first, target)
+
+
+def outage_gap(
+    pipeline, kraken: KrakenSimulator, market: Market
+) -> tuple[dict[str, int], dict[str, int]]:
+    """An outage longer than a snapshot covers: (last ids before it, last ids after it)."""
+    wait_for_subscriptions(pipeline, 1)
+    wait_for_trades(market, 5)
+    before = last_ids(market)
+    kraken.outage(5)
+    wait_for_subscriptions(pipeline, 2, timeout=60)
+    return before, last_ids(market)
+
+
+def test_gap_larger_than_max_gap_is_logged_and_live_goes_on(
+    broker: str, kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    with trades_pipeline(broker, kraken, tmp_path, max_gap="60") as pipeline:
+        outage_gap(pipeline, kraken, market)
+        target = wait_for_trades(market, 10)
+        records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target))
+        assert pipeline.stop() == 0
+        log = pipeline.log
+    assert re.search(
+        r"ERROR.*Gap in BTC/USD: trade_id \d+\.\.\d+ \(\d+ trades\) missed and not "
+        r"repaired \(larger than max_gap\)",
+        log,
+    )
+    for pair, trade_ids in by_pair(records).items():  # one hole per pair, no duplicate
+        holes = [b - a for a, b in itertools.pairwise(trade_ids) if b - a != 1]
+        assert len(holes) == 1 and holes[0] > 60 and len(set(trade_ids)) == len(trade_ids), pair
+
+
+def test_rest_that_keeps_failing_does_not_stop_live_trades(
+    broker: str, kraken: KrakenSimulator, market: Market, tmp_path: Path
+) -> None:
+    kraken.throttle_rest(10**6)  # Kraken's REST answers "Too many requests" for good
+    with trades_pipeline(broker, kraken, tmp_path, repair_timeout="4") as pipeline:
+        outage_gap(pipeline, kraken, market)
+        pipeline.wait_for_log(r"made no progress for \d+ s: abandoned", timeout=30)
+        target = wait_for_trades(market, 10)
+        records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target))
+        assert pipeline.stop() == 0
+        log = pipeline.log
+    assert "EGeneral:Too many requests" in log
+    for trade_ids in by_pair(records).values():  # live trades after the hole arrived
+        assert trade_ids[-1] >= min(target.values()) - 1 and len(set(trade_ids)) == len(trade_ids)
 
 
 def test_sigkill_and_restart_backfills_the_downtime(

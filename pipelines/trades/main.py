@@ -56,6 +56,7 @@ def build_dataframe(
         backfill_since_ns=settings.backfill_since_ns,
         backfill_only=settings.backfill_only,
         max_gap=settings.max_gap,
+        repair_timeout=settings.repair_timeout,
     )
     output = app.topic(
         settings.output,
@@ -94,10 +95,10 @@ CONSUMER_EXTRA_CONFIG: dict[str, str | int] = {
     "heartbeat.interval.ms": 2000,
     # Tansu answers a fetch only when its wait is over, even when data came in meanwhile;
     # Kafka and Redpanda answer at once, so this only bounds how often an idle consumer asks.
-    "fetch.wait.max.ms": 10,
+    "fetch.wait.max.ms": 25,
 }
 # Producer settings, added to Quix Streams' defaults (also used by bench/ for its baselines).
-PRODUCER_EXTRA_CONFIG: dict[str, str | int] = {}
+PRODUCER_EXTRA_CONFIG: dict[str, str | int] = {"linger.ms": 20}
 
 
 def make_application(settings: TradesSettings) -> Application:

@@ -133,6 +133,7 @@ class TradesSettings:
     backfill_only: bool = False
     processing_guarantee: str = "at-least-once"
     max_gap: int = 50_000
+    repair_timeout: float = 60.0
     broker_timeout: float = 120.0
     transforms: str = ""
 
@@ -189,6 +190,9 @@ class TradesSettings:
                 choices=("at-least-once", "exactly-once"),
             ),
             max_gap=parse_positive_int(text("max_gap", str(defaults.max_gap)), setting="max_gap"),
+            repair_timeout=parse_seconds(
+                text("repair_timeout", str(defaults.repair_timeout)), setting="repair_timeout"
+            ),
             broker_timeout=parse_seconds(
                 text("broker_timeout", str(defaults.broker_timeout)), setting="broker_timeout"
             ),
