@@ -11,8 +11,11 @@ import threading
 from .market import Market
 from .server import KrakenSimulator
 
+logger = logging.getLogger("simulator")
+
 
 def main() -> None:
+    """Parse the command line, start the simulator and serve until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(description="Kraken WebSocket v2 + REST simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -34,7 +37,7 @@ def main() -> None:
     with KrakenSimulator(
         market, host=args.host, port=args.port, rate=rate, batch=args.batch
     ) as sim:
-        logging.info("WebSocket %s  REST %s  pairs %s", sim.ws_url, sim.rest_url, args.pairs)
+        logger.info("WebSocket %s  REST %s  pairs %s", sim.ws_url, sim.rest_url, args.pairs)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
 

@@ -9,8 +9,12 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 __all__ = ["Market", "PairInfo", "SimTrade", "pair_info"]
+
+Side = Literal["buy", "sell"]
+OrdType = Literal["market", "limit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +22,10 @@ class SimTrade:
     """One trade of the simulated market."""
 
     symbol: str
-    side: str
+    side: Side
     price: float
     qty: float
-    ord_type: str
+    ord_type: OrdType
     trade_id: int
     time_ns: int
 
@@ -106,13 +110,16 @@ class Market:
 
     @property
     def pairs(self) -> tuple[str, ...]:
+        """The v2 symbols this market trades."""
         return self._pairs
 
     def _make(self, pair: str, time_ns: int) -> SimTrade:
         price = self._price[pair] * (1 + self._rng.gauss(0, 0.0005))
         self._price[pair] = price
         times = self._times[pair]
-        time_ns = max(time_ns, times[-1]) if times else time_ns
+        # Strictly rising by at least 1 ns within a pair: trades of one tick still share their
+        # microsecond timestamp, and a REST `since` cursor never splits a group of equal times.
+        time_ns = max(time_ns, times[-1] + 1) if times else time_ns
         trade = SimTrade(
             symbol=pair,
             side=self._rng.choice(("buy", "sell")),
@@ -137,7 +144,7 @@ class Market:
         with self._lock:
             for i in range(count_per_pair):
                 for pair in self._pairs:
-                    self._make(pair, start_ns + i * step)
+                    self._make(pair, start_ns + (i + 1) * step)  # the last at end_ns
 
     def next_trades(self, n: int) -> list[SimTrade]:
         """`n` new trades stamped now, round-robin over the pairs."""
@@ -151,15 +158,21 @@ class Market:
             return trades
 
     def history(self, pair: str) -> list[SimTrade]:
+        """Every trade of `pair` so far, oldest first (a copy)."""
         with self._lock:
             return list(self._history[pair])
 
     def last(self, pair: str, n: int = 50) -> list[SimTrade]:
+        """The latest `n` trades of `pair`, oldest first."""
+        if n <= 0:
+            return []
         with self._lock:
             return self._history[pair][-n:]
 
     def trades_since(self, pair: str, since_ns: int | None, count: int) -> list[SimTrade]:
         """Trades with time > since_ns, oldest first; the latest `count` when since is None."""
+        if count <= 0:
+            return []
         with self._lock:
             history = self._history[pair]
             if since_ns is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,6 +11,8 @@ import orjson
 from .market import Market, pair_info
 
 __all__ = ["RestApi"]
+
+logger = logging.getLogger(__name__)
 
 MAX_COUNT = 1000
 
@@ -34,9 +37,11 @@ class RestApi:
     def handle(self, target: str) -> tuple[int, bytes]:
         """(HTTP status, JSON body) for a request target such as `/0/public/Trades?pair=...`."""
         self.calls.append(target)
+        logger.debug("REST %s", target)
         with self._lock:
             if self._throttled > 0:
                 self._throttled -= 1
+                logger.info("REST %s throttled", target)
                 return 200, _error("EGeneral:Too many requests")
         url = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}

@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT_SIZE = 50
 TICK = 0.002  # seconds between two feed ticks at high rates
+MAX_WAIT = 0.05  # longest feed sleep, so rate changes apply at once
+CLOSE_TIMEOUT = 2.0  # seconds a closing connection waits for the client to close TCP
+STOP_GRACE = 0.05  # seconds stop() lets clients answer the close frame before aborting
 
 
 class _Client:
@@ -44,6 +47,8 @@ class _Client:
         self.last_sent = time.monotonic()
         self.requests: list[float] = []
         self.connected_at = time.monotonic()
+        # While snapshots are being sent: the updates that came meanwhile, sent after them.
+        self.backlog: list[tuple[str, int]] | None = None
 
     @property
     def silent(self) -> bool:
@@ -109,6 +114,7 @@ class KrakenSimulator:
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
         self._ready = threading.Event()
+        self._error: BaseException | None = None
         self._stopped: asyncio.Event | None = None
         self._rate_changed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -121,6 +127,8 @@ class KrakenSimulator:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("the simulator did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the simulator did not start: {self._error}") from self._error
         logger.info("Kraken simulator on %s (REST %s)", self.ws_url, self.rest_url)
         return self
 
@@ -139,15 +147,18 @@ class KrakenSimulator:
 
     @property
     def ws_url(self) -> str:
+        """The WebSocket endpoint, like `wss://ws.kraken.com/v2`."""
         return f"ws://{self.host}:{self.port}/v2"
 
     @property
     def rest_url(self) -> str:
+        """The REST base URL, like `https://api.kraken.com`."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def active_connections(self) -> int:
-        return len(self._clients)
+        """WebSocket connections open now (not closing)."""
+        return sum(1 for c in list(self._clients) if c.connection.state is State.OPEN)
 
     # --- faults and control (any thread) ----------------------------------------------
 
@@ -161,13 +172,12 @@ class KrakenSimulator:
 
     def silence(self, seconds: float) -> None:
         """Current connections get nothing (no trades, no heartbeats) for `seconds`."""
-        until = time.monotonic() + seconds
-        for client in list(self._clients):
-            client.silent_until = until
+        self._call(self._silence_all, time.monotonic() + seconds)
 
     def outage(self, seconds: float) -> None:
         """Drop everyone and refuse WebSocket connections (HTTP 503) for `seconds`."""
         self._outage_until = time.monotonic() + seconds
+        logger.info("outage for %gs", seconds)
         self.drop_connections()
 
     def send_raw(self, frame: str | bytes) -> None:
@@ -194,6 +204,7 @@ class KrakenSimulator:
 
     @property
     def rest_calls(self) -> list[str]:
+        """Every REST request target received (path and query)."""
         return self.rest.calls
 
     def _call(self, func: Any, *args: Any) -> None:
@@ -216,6 +227,12 @@ class KrakenSimulator:
         self._loop = asyncio.new_event_loop()
         try:
             self._loop.run_until_complete(self._serve())
+        except BaseException as error:
+            if self._ready.is_set():
+                logger.exception("the simulator stopped")
+            else:  # e.g. the port is taken: start() raises it
+                self._error = error
+                self._ready.set()
         finally:
             self._loop.close()
 
@@ -229,6 +246,7 @@ class KrakenSimulator:
             compression=None,
             max_queue=None,
             write_limit=2**20,
+            close_timeout=CLOSE_TIMEOUT,
         ) as server:
             self._server = server
             self.port = server.sockets[0].getsockname()[1]
@@ -238,7 +256,10 @@ class KrakenSimulator:
             await self._stopped.wait()
             feed.cancel()
             beats.cancel()
-            self._close_all(1001)
+            if self._clients:  # close frames, a moment for the replies, then TCP aborts:
+                self._close_all(1001)  # clients that never close their socket (as
+                await asyncio.sleep(STOP_GRACE)  # websocket-client after a close frame)
+                self._drop_all()  # must not hold stop() for close_timeout
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -259,27 +280,37 @@ class KrakenSimulator:
         client = _Client(connection)
         self.connections_total += 1
         self._clients.add(client)
+        logger.debug("connection %s from %s", connection.id, connection.remote_address)
+        idle = asyncio.get_running_loop().call_later(
+            self.idle_close, self._close_if_unsubscribed, client
+        )
         try:
             await self._send(client, wsp.status())
-            idle = asyncio.get_running_loop().call_later(
-                self.idle_close, lambda: client.symbols or self._spawn(connection.close())
-            )
             async for message in connection:
                 await self._on_message(client, message)
-            idle.cancel()
         except ConnectionClosed:
             pass
         finally:
+            idle.cancel()
             self._clients.discard(client)
+            logger.debug("connection %s closed", connection.id)
 
-    async def _send(self, client: _Client, frame: str | bytes) -> None:
+    def _close_if_unsubscribed(self, client: _Client) -> None:
+        if not client.symbols:
+            logger.info("closing a connection with no subscription after %gs", self.idle_close)
+            self._spawn(client.connection.close(1000, "no subscription"))
+
+    async def _send(self, client: _Client, frame: str | bytes) -> bool:
+        """Send `frame` unless the client is silenced or closing; True if it was sent."""
         if client.silent or client.connection.state is not State.OPEN:
-            return  # a closing connection would hold every sender until it is closed
+            return False  # a closing connection would hold every sender until it is closed
         client.last_sent = time.monotonic()
         try:
             await client.connection.send(frame)
         except ConnectionClosed:
             self._clients.discard(client)
+            return False
+        return True
 
     async def _on_message(self, client: _Client, message: str | bytes) -> None:
         time_in = wsp.now()
@@ -312,6 +343,7 @@ class KrakenSimulator:
             now = time.monotonic()
             client.requests = [t for t in client.requests if now - t < 1.0] + [now]
             if self.subscribe_rate_limit and len(client.requests) > self.subscribe_rate_limit:
+                logger.info("subscribe rate limit exceeded on connection %s", client.connection.id)
                 await self._send(client, wsp.rate_limited())
                 return
         params = request.get("params")
@@ -340,14 +372,28 @@ class KrakenSimulator:
                 client, wsp.subscribe_success(method, symbol, bool(snapshot), req_id, time_in)
             )
             accepted.append(symbol)
+        logger.debug("%s %s on connection %s", method, accepted, client.connection.id)
         if method == "unsubscribe":
             client.symbols.difference_update(accepted)
             return
+        if not snapshot or not accepted:
+            client.symbols.update(accepted)
+            return
+        # Snapshots taken and symbols added at one instant: every later trade is an update,
+        # held back until the snapshots are out so that the client sees them in order.
+        frames = [
+            wsp.trade_frame("snapshot", self.market.last(symbol, SNAPSHOT_SIZE))
+            for symbol in accepted
+        ]
         client.symbols.update(accepted)
-        if snapshot:
-            for symbol in accepted:
-                trades = self.market.last(symbol, SNAPSHOT_SIZE)
-                await self._send(client, wsp.trade_frame("snapshot", trades))
+        client.backlog = []
+        for frame in frames:
+            await self._send(client, frame)
+        while client.backlog:
+            frame, count = client.backlog.pop(0)
+            if await self._send(client, frame):
+                self.trades_sent += count
+        client.backlog = None
 
     async def _heartbeats(self) -> None:
         while True:
@@ -380,8 +426,11 @@ class KrakenSimulator:
             if self.max_trades is not None:
                 due = min(due, self.max_trades - self.trades_generated)
             if due <= 0:
-                wait = TICK if self.rate is None or self.rate >= 500 else 1 / self.rate
-                await asyncio.sleep(wait)
+                wait = TICK
+                if self.rate is not None:  # until the next trade is due, checking rate changes
+                    generated = self.trades_generated - generated_at_start + 1
+                    wait = generated / self.rate - (time.monotonic() - started)
+                await asyncio.sleep(min(max(wait, TICK), MAX_WAIT))
                 continue
             if not self.generate_when_idle and not self._clients:
                 self._rate_changed = True
@@ -397,29 +446,40 @@ class KrakenSimulator:
         for start in range(0, len(trades), self.batch):
             chunk = trades[start : start + self.batch]
             symbols = {t.symbol for t in chunk}
-            frames: dict[frozenset[str], str] = {}
+            frames: dict[frozenset[str], tuple[str, int]] = {}  # serialized once per symbol set
             for client in list(self._clients):
                 wanted = symbols & client.symbols
                 if not wanted or client.silent:
                     continue
                 key = frozenset(wanted)
-                frame = frames.get(key)
-                if frame is None:
+                built = frames.get(key)
+                if built is None:
                     selected = [t for t in chunk if t.symbol in wanted]
-                    frame = frames[key] = wsp.trade_frame("update", selected)
+                    built = frames[key] = wsp.trade_frame("update", selected), len(selected)
                     if self.record_send_times:
                         sent = time.time_ns()
                         for trade in selected:
                             self.send_times[(trade.symbol, trade.trade_id)] = sent
-                    self.trades_sent += len(selected)
-                await self._send(client, frame)
+                if client.backlog is not None:  # its snapshots are being sent
+                    client.backlog.append(built)
+                    continue
+                frame, count = built
+                if await self._send(client, frame):
+                    self.trades_sent += count
+
+    def _silence_all(self, until: float) -> None:
+        for client in self._clients:
+            client.silent_until = until
+        logger.info("silencing %d connection(s)", len(self._clients))
 
     def _drop_all(self) -> None:
+        logger.info("dropping %d connection(s)", len(self._clients))
         for client in list(self._clients):
             client.connection.transport.abort()
         self._clients.clear()
 
     def _close_all(self, code: int) -> None:
+        logger.info("closing %d connection(s) with code %d", len(self._clients), code)
         for client in list(self._clients):
             self._spawn(client.connection.close(code, "simulator closing"))
 

@@ -1,8 +1,12 @@
-"""The server side of Kraken WebSocket API v2: the messages the simulator sends."""
+"""The server side of Kraken WebSocket API v2: the JSON messages the simulator sends.
+
+Pure functions returning text, ready for `connection.send` (a `str` goes out as a text frame).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +16,7 @@ from .market import SimTrade
 
 __all__ = [
     "heartbeat",
+    "now",
     "pong",
     "rate_limited",
     "status",
@@ -20,8 +25,12 @@ __all__ = [
     "trade_frame",
 ]
 
+HEARTBEAT = '{"channel":"heartbeat"}'
+RATE_LIMITED = '{"Error":"Exceeded msg rate"}'
 
-def _now() -> str:
+
+def now() -> str:
+    """The current time as Kraken writes `time_in`/`time_out`: RFC 3339, microseconds, UTC."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -30,9 +39,10 @@ def _dump(message: dict[str, Any]) -> str:
 
 
 def status(connection_id: int | None = None, system: str = "online") -> str:
+    """The status update sent first on every connection (a random 64-bit connection_id)."""
     info = {
         "api_version": "v2",
-        "connection_id": connection_id or random.getrandbits(64),
+        "connection_id": random.getrandbits(64) if connection_id is None else connection_id,
         "system": system,
         "version": "2.0.4",
     }
@@ -40,18 +50,21 @@ def status(connection_id: int | None = None, system: str = "online") -> str:
 
 
 def heartbeat() -> str:
-    return '{"channel":"heartbeat"}'
+    """The heartbeat sent when nothing else was sent for a while."""
+    return HEARTBEAT
 
 
 def pong(req_id: Any, time_in: str) -> str:
+    """The answer to `{"method":"ping"}`, echoing `req_id` when the ping had one."""
     message: dict[str, Any] = {"method": "pong"}
     if req_id is not None:
         message["req_id"] = req_id
-    message.update(time_in=time_in, time_out=_now())
+    message.update(time_in=time_in, time_out=now())
     return _dump(message)
 
 
 def subscribe_success(method: str, symbol: str, snapshot: bool, req_id: Any, time_in: str) -> str:
+    """The acknowledgement of one symbol of a (un)subscribe request."""
     message: dict[str, Any] = {"method": method}
     if req_id is not None:
         message["req_id"] = req_id
@@ -59,7 +72,7 @@ def subscribe_success(method: str, symbol: str, snapshot: bool, req_id: Any, tim
         result={"channel": "trade", "snapshot": snapshot, "symbol": symbol},
         success=True,
         time_in=time_in,
-        time_out=_now(),
+        time_out=now(),
     )
     return _dump(message)
 
@@ -67,24 +80,22 @@ def subscribe_success(method: str, symbol: str, snapshot: bool, req_id: Any, tim
 def subscribe_failure(
     method: str, error: str, symbol: str | None, req_id: Any, time_in: str
 ) -> str:
+    """A failed (un)subscribe: of one symbol, or of the whole request when `symbol` is None."""
     message: dict[str, Any] = {"error": error, "method": method}
     if req_id is not None:
         message["req_id"] = req_id
     message["success"] = False
     if symbol is not None:
         message["symbol"] = symbol
-    message.update(time_in=time_in, time_out=_now())
+    message.update(time_in=time_in, time_out=now())
     return _dump(message)
 
 
 def rate_limited() -> str:
-    return '{"Error":"Exceeded msg rate"}'
+    """The answer to subscribe requests sent too fast."""
+    return RATE_LIMITED
 
 
-def trade_frame(kind: str, trades: list[SimTrade]) -> str:
+def trade_frame(kind: str, trades: Iterable[SimTrade]) -> str:
+    """A `trade` message of type `snapshot` or `update` holding `trades`."""
     return _dump({"channel": "trade", "type": kind, "data": [t.to_ws() for t in trades]})
-
-
-def now() -> str:
-    """The current time as Kraken writes `time_in`."""
-    return _now()
