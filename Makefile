@@ -30,5 +30,9 @@ lint: setup
 demo: setup
 	$(PY) -m simulator.demo
 
+## Benchmark: the pipeline vs a direct loop vs the producer ceiling (writes bench/results/latest.md).
+bench: setup
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) state .pytest_cache .ruff_cache .hypothesis

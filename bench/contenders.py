@@ -18,10 +18,18 @@ from typing import IO
 
 import orjson
 
+from bench.market import BenchMarket
 from bench.reader import Arrival, OutputReader
-from simulator import KrakenSimulator, Market, SimTrade
+from simulator import KrakenSimulator
 
-__all__ = ["CONTENDERS", "BoundedMarket", "Ceiling", "Contender", "DirectLoop", "Pipeline", "Target"]
+__all__ = [
+    "CONTENDERS",
+    "Ceiling",
+    "Contender",
+    "DirectLoop",
+    "Pipeline",
+    "Target",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 TRADES_MAIN = ROOT / "pipelines" / "trades" / "main.py"
@@ -38,28 +46,8 @@ class Target:
     workdir: Path
     producer_config: dict = field(default_factory=dict)
     batch: int = 10  # most trades per Kraken frame
-    flood_trades: int = 150_000  # records the ceiling prepares
+    flood_trades: int = 250_000  # records the ceiling prepares
     soak: bool = False  # long run: keep no send times and only recent market history
-
-
-class BoundedMarket(Market):
-    """A `Market` that forgets all but each pair's latest trades, so a soak's bench stays small.
-
-    The simulator serves snapshots and REST repairs from this history; a soak needs neither
-    beyond the last few thousand trades.
-    """
-
-    KEEP = 10_000
-
-    def next_trades(self, n: int) -> list[SimTrade]:
-        trades = super().next_trades(n)
-        with self._lock:  # Market's own lock and lists: the trimming must match its bookkeeping
-            for pair in self.pairs:
-                history, times = self._history[pair], self._times[pair]
-                if len(history) > 2 * self.KEEP:
-                    del history[: -self.KEEP]
-                    del times[: -self.KEEP]
-        return trades
 
 
 class Contender(ABC):
@@ -79,6 +67,10 @@ class Contender(ABC):
     @abstractmethod
     def offer(self, rate: float, seconds: float) -> None:
         """Offer `rate` trades/s for `seconds`, then nothing."""
+
+    def prepare_flood(self, count: int) -> None:
+        """Get `count` trades ready before the flood's clock starts (nothing by default)."""
+        return None
 
     @abstractmethod
     def flood(self, count: int) -> None:
@@ -148,9 +140,9 @@ class _Simulated(Contender):
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
-        market = BoundedMarket(target.pairs, seed=1) if target.soak else Market(target.pairs, seed=1)
+        self.market = BenchMarket(target.pairs, keep=10_000 if target.soak else None)
         self.sim = KrakenSimulator(
-            market,
+            self.market,
             rate=0,
             batch=target.batch,
             generate_when_idle=False,
@@ -168,6 +160,9 @@ class _Simulated(Contender):
         self.sim.set_rate(rate)
         time.sleep(seconds)
         self.sim.set_rate(0)
+
+    def prepare_flood(self, count: int) -> None:
+        self.market.prepare(count)
 
     def flood(self, count: int) -> None:
         self.sim.max_trades = self.sim.trades_generated + count

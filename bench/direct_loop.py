@@ -30,9 +30,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def run(broker: str, topic: str, ws_url: str, pairs: list[str], producer_config: dict) -> int:
     """Stream until SIGTERM/SIGINT; return the number of trades produced."""
-    producer = Producer(
-        {**BASE_PRODUCER_CONFIG, **producer_config, "bootstrap.servers": broker}
-    )
+    producer = Producer({**BASE_PRODUCER_CONFIG, **producer_config, "bootstrap.servers": broker})
     ws = websocket.create_connection(ws_url, skip_utf8_validation=True)
     ws.settimeout(0.5)
     params = {"channel": "trade", "symbol": pairs, "snapshot": False}

@@ -62,13 +62,18 @@ class OutputReader:
         """Records received so far."""
         return self._count
 
-    def start(self, timeout: float = 60.0) -> OutputReader:
-        """Subscribe and wait until the group has assigned the partitions."""
+    def start(self, wait: bool = True) -> OutputReader:
+        """Subscribe; with `wait`, return once the group has assigned the partitions."""
         self._consumer.subscribe([self.topic], on_assign=lambda *_: self._assigned.set())
         self._thread.start()
+        if wait:
+            self.wait_assigned()
+        return self
+
+    def wait_assigned(self, timeout: float = 60.0) -> None:
+        """Wait until the group has assigned the partitions (Tansu takes a few seconds)."""
         if not self._assigned.wait(timeout):
             raise RuntimeError(f"the bench reader got no partitions of {self.topic} in time")
-        return self
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Wait until `count` records arrived; False when `timeout` passed first."""

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 
 import confluent_kafka
@@ -33,6 +33,10 @@ class Summary:
             for rate in rates
         }
 
+    def latency(self, rate: float) -> tuple[float, float, float]:
+        """p50, p95, p99 in ms at `rate` (NaN when not measured)."""
+        return self.latency_ms.get(rate, (math.nan, math.nan, math.nan))  # type: ignore[return-value]
+
 
 def summarize(results: Sequence[RunResult]) -> dict[str, Summary]:
     """Contender name -> the medians of its runs."""
@@ -55,27 +59,14 @@ def markdown(
 ) -> str:
     """The results table with its caption."""
     present = [c for c in COLUMNS if c in summaries]
-    ratios = [c for c in ("direct loop", "ceiling") if c in summaries and "pipeline" in summaries]
-    head = ["", *present, *(f"pipeline / {c}" for c in ratios)]
+    others = [c for c in ("direct loop", "ceiling") if c in summaries and "pipeline" in summaries]
+    head = ["", *present, *(f"pipeline / {c}" for c in others)]
     rows = [head, ["---", *(["--:"] * (len(head) - 1))]]
-
-    def row(label: str, value, fmt, ratio=None) -> None:  # type: ignore[no-untyped-def]
-        cells = [label, *(fmt(value(summaries[c])) for c in present)]
-        for other in ratios:
-            mine, theirs = (ratio or value)(summaries["pipeline"]), (ratio or value)(summaries[other])
-            cells.append(_ratio(mine, theirs))
+    for label, cell, compared in _figures(plan):
+        cells = [label, *(cell(summaries[c]) for c in present)]
+        pipeline = compared(summaries["pipeline"]) if others else math.nan
+        cells += [_ratio(pipeline, compared(summaries[c])) for c in others]
         rows.append(cells)
-
-    row("throughput (trades/s)", lambda s: s.throughput, _int)
-    for rate in plan.rates:
-        row(
-            f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)",
-            lambda s, r=rate: s.latency_ms.get(r, (math.nan,) * 3),
-            _triple,
-            ratio=lambda s, r=rate: s.latency_ms.get(r, (math.nan,) * 3)[2],
-        )
-    row("CPU seconds per million trades", lambda s: s.cpu_per_million, _one)
-    row("peak RSS of the process tree (MiB)", lambda s: s.peak_rss_mib, _int)
     table = "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
     notes = [
         f"- {summary.runs[0].contender}, run {i + 1}: {note}"
@@ -97,7 +88,38 @@ def markdown(
     )
 
 
-def _median(values) -> float:  # type: ignore[no-untyped-def]
+Figure = tuple[str, Callable[[Summary], str], Callable[[Summary], float]]
+
+
+def _figures(plan: Plan) -> list[Figure]:
+    """Each row: its label, its cell, and the number the ratio columns compare."""
+    figures: list[Figure] = [
+        ("throughput (trades/s)", lambda s: _int(s.throughput), lambda s: s.throughput)
+    ]
+    for rate in plan.rates:
+        figures.append(
+            (
+                f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)",
+                lambda s, r=rate: _triple(s.latency(r)),
+                lambda s, r=rate: s.latency(r)[2],
+            )
+        )
+    figures += [
+        (
+            "CPU seconds per million trades",
+            lambda s: _one(s.cpu_per_million),
+            lambda s: s.cpu_per_million,
+        ),
+        (
+            "peak RSS of the process tree (MiB)",
+            lambda s: _int(s.peak_rss_mib),
+            lambda s: s.peak_rss_mib,
+        ),
+    ]
+    return figures
+
+
+def _median(values: Iterable[float]) -> float:
     values = [v for v in values if not math.isnan(v)]
     return statistics.median(values) if values else math.nan
 

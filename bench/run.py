@@ -12,6 +12,7 @@ whether its memory stays flat (`bench/results/soak.md`).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import os
 import socket
@@ -19,7 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -82,13 +84,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
     parser.add_argument("--rates", default="100,1000,10000", help="fixed rates, trades/s")
     parser.add_argument("--rate-seconds", type=float, default=3.0, help="seconds per rate")
-    parser.add_argument("--flood-trades", type=int, default=150_000, help="trades in the flood")
+    parser.add_argument("--flood-trades", type=int, default=250_000, help="trades in the flood")
     parser.add_argument("--batch", type=int, default=10, help="most trades per Kraken frame")
     parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
     parser.add_argument(
         "--contenders", default=",".join(CONTENDERS), help="any of " + ",".join(CONTENDERS)
     )
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="memory-flat check only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each phase")
     return parser.parse_args(argv)
 
 
@@ -118,7 +121,10 @@ def _run_all(args: argparse.Namespace, target: Target, plan: Plan) -> list[RunRe
         for name in names:
             target.topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
             started = time.monotonic()
-            result = run_once(CONTENDERS[name](target), target, plan)
+            log = _phase_logger(f"run {run}/{args.runs} {name}", started) if args.verbose else None
+            contender = CONTENDERS[name](target)
+            with _no_gc_pauses():
+                result = run_once(contender, target, plan, log or _silent)
             results.append(result)
             latency = ", ".join(
                 f"p99@{rate:g}/s {figures[2]:.1f} ms" for rate, figures in result.latency_ms.items()
@@ -132,6 +138,34 @@ def _run_all(args: argparse.Namespace, target: Target, plan: Plan) -> list[RunRe
                 flush=True,
             )
     return results
+
+
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """No garbage collection in this process while it measures.
+
+    The simulator and the reader share this process; a full collection among the millions of
+    objects a run keeps (send times, records) stalls both for tens of milliseconds, which
+    would show up as the contender's latency.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def _silent(phase: str) -> None:
+    pass
+
+
+def _phase_logger(prefix: str, started: float) -> Callable[[str], None]:
+    def log(phase: str) -> None:
+        print(f"{prefix}: {time.monotonic() - started:5.1f} s {phase}", file=sys.stderr, flush=True)
+
+    return log
 
 
 def _describe(config: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -27,7 +28,7 @@ class Plan:
 
     rates: tuple[float, ...] = (100, 1_000, 10_000)
     rate_seconds: float = 3.0
-    flood_trades: int = 150_000
+    flood_trades: int = 250_000
 
 
 @dataclass
@@ -45,6 +46,10 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _quiet(phase: str) -> None:
+    pass
+
+
 def create_output_topic(broker: str, topic: str) -> None:
     """The output topic as the pipeline declares it, created before any contender starts."""
     admin = AdminClient({"bootstrap.servers": broker})
@@ -59,24 +64,32 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
-def run_once(contender: Contender, target: Target, plan: Plan) -> RunResult:
-    """Start `contender`, measure it under `plan`, stop it."""
+def run_once(
+    contender: Contender, target: Target, plan: Plan, log: Callable[[str], None] = _quiet
+) -> RunResult:
+    """Start `contender`, measure it under `plan`, stop it; `log` hears each phase begin."""
     create_output_topic(target.broker, target.topic)
-    reader = OutputReader(target.broker, target.topic).start()
+    reader = OutputReader(target.broker, target.topic).start(wait=False)  # joins meanwhile
     sampler: TreeSampler | None = None
     notes: list[str] = []
     windows: dict[float, tuple[int, int]] = {}
     try:
+        log("start")
         contender.start()
         assert contender.process is not None
         sampler = TreeSampler(contender.process.pid).start()
+        reader.wait_assigned()
+        log("warm-up")
         contender.warm_up(reader, WARM_UP_TIMEOUT)
         _drain(contender, reader, notes, "warm-up")
         for rate in plan.rates:
+            log(f"{rate:g} trades/s")
             start = time.time_ns()
             contender.offer(rate, plan.rate_seconds)
             windows[rate] = (start + SETTLE_NS, time.time_ns())
             _drain(contender, reader, notes, f"{rate:g}/s")
+        log("flood")
+        contender.prepare_flood(plan.flood_trades)
         cpu_before = sampler.cpu_seconds()
         flood_start = time.time_ns()
         contender.flood(plan.flood_trades)
@@ -86,6 +99,7 @@ def run_once(contender: Contender, target: Target, plan: Plan) -> RunResult:
         _drain(contender, reader, notes, "flood", timeout=max(1.0, deadline - time.monotonic()))
         cpu_used = sampler.cpu_seconds() - cpu_before
     finally:
+        log("stop")
         contender.stop()
         if sampler:
             sampler.stop()
@@ -136,6 +150,10 @@ def _result(
             if start <= sent < end:
                 latencies[rate].append((arrival.received_ns - sent) / 1e6)
                 break
+    if duplicates:
+        notes.append(f"{duplicates} records delivered twice")
+    if len(seen) < contender.offered():
+        notes.append(f"{contender.offered() - len(seen)} of {contender.offered()} trades missing")
     latency_ms = {}
     for rate, values in latencies.items():
         values.sort()

@@ -71,6 +71,12 @@ def test_normalize_trades_gives_one_record_per_trade_in_order() -> None:
     assert [r["trade_id"] for r in normalize_trades(batch)] == [5, 6, 7]
 
 
+def test_source_message_carries_the_time_the_dataframe_would_parse() -> None:
+    trade = make_trade(42, "ETH/USD")
+    assert trade.to_message() == {**trade.to_kraken(), "timestamp_ms": trade.timestamp_ms}
+    assert normalize_trade(trade.to_message()) == normalize_trade(trade.to_kraken())
+
+
 def test_round_trip_through_kraken_format() -> None:
     trade = make_trade(42, "ETH/USD")
     assert Trade.from_kraken(trade.to_kraken()) == trade

@@ -22,7 +22,7 @@ from sources.kraken.protocol import (
     ping_request,
     subscribe_request,
 )
-from sources.kraken.trade import Trade
+from sources.kraken.trade import InvalidTrade, Trade
 
 TRADE = {
     "symbol": "MATIC/USD",
@@ -205,3 +205,29 @@ def test_every_valid_trade_survives_any_garbage_around_it(data: list) -> None:
     assert parsed == expected
     malformed = sum(isinstance(e, Malformed) for e in events)
     assert malformed == len(data) - len(expected)
+
+
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["buy", "sell", "market", "limit", "BTC/USD", "2023-09-25T07:49:37Z"]),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(valid_trades, st.sampled_from(sorted(TRADE)), odd_values, st.booleans())
+def test_fast_and_checked_validation_agree(
+    item: dict, field: str, value: object, drop: bool
+) -> None:
+    """`from_kraken`'s one-pass path accepts exactly what the field-by-field path accepts."""
+    changed = {k: v for k, v in item.items() if k != field} if drop else {**item, field: value}
+    outcomes = []
+    for parse in (Trade.from_kraken, Trade._checked):
+        try:
+            outcomes.append(parse(changed))
+        except InvalidTrade:
+            outcomes.append(InvalidTrade)
+    assert outcomes[0] == outcomes[1]

@@ -20,10 +20,15 @@ def normalize_trades(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def normalize_trade(trade: dict[str, Any]) -> dict[str, Any]:
     """Rename Kraken's fields to the output schema and add the event time in epoch ms.
 
-    `{"symbol","side","price","qty","ord_type","trade_id","timestamp"}` ->
+    `{"symbol","side","price","qty","ord_type","trade_id","timestamp"[,"timestamp_ms"]}` ->
     `{"pair","price","volume","side","order_type","trade_id","timestamp_ms","timestamp"}`.
+    The source writes `timestamp_ms` along (`Trade.to_message`); it is parsed from
+    `timestamp` only when missing (plain Kraken objects, older source-topic messages).
     """
     timestamp = trade["timestamp"]
+    timestamp_ms = trade.get("timestamp_ms")
+    if timestamp_ms is None:
+        timestamp_ms = parse_timestamp_ms(timestamp)
     return {
         "pair": trade["symbol"],
         "price": trade["price"],
@@ -31,6 +36,6 @@ def normalize_trade(trade: dict[str, Any]) -> dict[str, Any]:
         "side": trade["side"],
         "order_type": trade["ord_type"],
         "trade_id": trade["trade_id"],
-        "timestamp_ms": parse_timestamp_ms(timestamp),
+        "timestamp_ms": timestamp_ms,
         "timestamp": timestamp,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import time
 from collections.abc import Iterable
 
@@ -50,6 +51,7 @@ SOURCE_TOPIC_CONFIG = TopicConfig(
 RECV_TIMEOUT_MAX = 1.0  # seconds: how often the loop looks at `self.running`
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions
 END_OF_BACKFILL_HEADER = "kraken-trades-end-of-backfill"
+MAX_HELD_TRADES = 1000  # most trades of frames held back while more frames are waiting
 
 
 class SubscriptionRejected(RuntimeError):
@@ -64,7 +66,8 @@ class KrakenTradesSource(StatefulSource):
     """Every trade of `pairs` from Kraken's WebSocket API v2, published to the source topic.
 
     Each message of the source topic holds the new trades of one pair from one Kraken
-    frame (a JSON list of Kraken v2 trade objects, in trade_id order), keyed by the pair
+    frame, or from consecutive frames that were already waiting (a JSON list of Kraken v2
+    trade objects with `timestamp_ms` added, in trade_id order), keyed by the pair
     and stamped with the time of its last trade. Trades at or below the last published
     trade_id of their pair are dropped, so the snapshot Kraken re-sends after a reconnect
     publishes nothing twice.
@@ -150,6 +153,7 @@ class KrakenTradesSource(StatefulSource):
         self._held: dict[str, list[Trade]] = {}  # live trades waiting for a repair, per pair
         self._jobs: dict[str, BackfillJob] = {}  # the backfill under way, per pair
         self._next_checkpoint = 0.0
+        self._held_frames: list[Trade] = []  # trades of frames read ahead of the next one
         self._stop_requested = False
         super().__init__(name=name, shutdown_timeout=shutdown_timeout)
 
@@ -238,6 +242,7 @@ class KrakenTradesSource(StatefulSource):
                 try:
                     opcode, frame = ws.recv_data()
                 except websocket.WebSocketTimeoutException:
+                    self._publish_held()  # what came before a control frame, say
                     silent = time.monotonic() - last_message
                     if silent > self.heartbeat_timeout:
                         raise ConnectionLost(f"no message for {silent:.1f} s") from None
@@ -246,9 +251,10 @@ class KrakenTradesSource(StatefulSource):
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     raise ConnectionLost(f"server closed the connection {_close_reason(frame)}")
                 last_message = time.monotonic()
-                self.handle_frame(frame)
+                self.handle_frame(frame, more=_frame_waiting(ws))
                 self._housekeeping()
         finally:
+            self._publish_held()
             _close_quietly(ws)
 
     def _sleep(self, seconds: float) -> None:
@@ -272,10 +278,25 @@ class KrakenTradesSource(StatefulSource):
 
     # --- the protocol events ----------------------------------------------------------
 
-    def handle_frame(self, frame: str | bytes) -> None:
-        """Parse one frame and act on each of its events."""
+    def handle_frame(self, frame: str | bytes, *, more: bool = False) -> None:
+        """Parse one frame and act on each of its events.
+
+        With `more` (the next frame has already arrived), its trades are held back and go
+        out with the next frames': under load, fewer and larger source-topic messages.
+        """
         for event in parse_frame(frame):
-            self.handle_event(event)
+            if isinstance(event, TradeBatch):
+                self._held_frames.extend(event.trades)
+            else:
+                self._publish_held()
+                self.handle_event(event)
+        if not more or len(self._held_frames) >= MAX_HELD_TRADES:
+            self._publish_held()
+
+    def _publish_held(self) -> None:
+        if self._held_frames:
+            trades, self._held_frames = self._held_frames, []
+            self._on_trades(tuple(trades))
 
     def handle_event(self, event: Event) -> None:
         """Act on one protocol event."""
@@ -392,7 +413,7 @@ class KrakenTradesSource(StatefulSource):
         """Produce the trades of one pair as one source-topic message."""
         message = self.serialize(
             key=pair,
-            value=[trade.to_kraken() for trade in trades],
+            value=[trade.to_message() for trade in trades],
             timestamp_ms=trades[-1].timestamp_ms,
         )
         self.produce(key=message.key, value=message.value, timestamp=message.timestamp)
@@ -542,6 +563,20 @@ def _log_like_quixstreams() -> None:
 
 def _iso(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))
+
+
+def _frame_waiting(ws: websocket.WebSocket) -> bool:
+    """True when the next frame has (at least partly) arrived: reading it will not wait."""
+    sock = ws.sock
+    if sock is None:
+        return False
+    pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+    if pending is not None and pending():
+        return True
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # e.g. a descriptor beyond select's range: no read-ahead
+        return False
 
 
 def _close_reason(frame: bytes) -> str:

@@ -40,7 +40,7 @@ def _number(obj: dict[str, Any], field: str) -> float:
 
 def _choice(obj: dict[str, Any], field: str, allowed: frozenset[str]) -> str:
     value = obj[field]
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise InvalidTrade(f"{field} must be one of {sorted(allowed)}, got {value!r}")
     return value
 
@@ -74,6 +74,38 @@ class Trade:
 
         :raises InvalidTrade: naming the first missing or wrong field.
         """
+        # The usual trade passes every check in one go (this runs for every trade); anything
+        # else takes the field-by-field path, which names what is wrong.
+        if type(obj) is dict:
+            get = obj.get
+            symbol, side, price, qty = get("symbol"), get("side"), get("price"), get("qty")
+            ord_type, trade_id, timestamp = get("ord_type"), get("trade_id"), get("timestamp")
+            if (
+                type(symbol) is str
+                and "/" in symbol
+                and type(side) is str
+                and side in SIDES
+                and type(price) is float
+                and price > 0
+                and type(qty) is float
+                and qty > 0
+                and type(ord_type) is str
+                and ord_type in ORDER_TYPES
+                and type(trade_id) is int
+                and trade_id >= 0
+                and type(timestamp) is str
+            ):
+                try:
+                    ms = parse_timestamp_ms(timestamp)
+                except ValueError:
+                    pass  # the checked path says what is wrong with it
+                else:  # positional: the generated __init__ is the costly part of a Trade
+                    return cls(symbol, side, price, qty, ord_type, trade_id, timestamp, ms)
+        return cls._checked(obj)
+
+    @classmethod
+    def _checked(cls, obj: Any) -> Trade:
+        """`from_kraken` one field at a time, raising on the first wrong one."""
         if not isinstance(obj, dict):
             raise InvalidTrade(f"trade must be an object, got {type(obj).__name__}")
         try:
@@ -104,7 +136,7 @@ class Trade:
             raise InvalidTrade(f"missing field {exc.args[0]!r}") from None
 
     def to_kraken(self) -> dict[str, Any]:
-        """The trade as Kraken v2 sends it (the source topic's value format)."""
+        """The trade as Kraken v2 sends it."""
         return {
             "symbol": self.symbol,
             "side": self.side,
@@ -113,4 +145,18 @@ class Trade:
             "ord_type": self.ord_type,
             "trade_id": self.trade_id,
             "timestamp": self.timestamp,
+        }
+
+    def to_message(self) -> dict[str, Any]:
+        """The trade as the source topic carries it: Kraken's fields and `timestamp_ms`,
+        so that the dataframe does not parse the time a second time."""
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "price": self.price,
+            "qty": self.qty,
+            "ord_type": self.ord_type,
+            "trade_id": self.trade_id,
+            "timestamp": self.timestamp,
+            "timestamp_ms": self.timestamp_ms,
         }
