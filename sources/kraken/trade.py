@@ -150,13 +150,6 @@ class Trade:
     def to_message(self) -> dict[str, Any]:
         """The trade as the source topic carries it: Kraken's fields and `timestamp_ms`,
         so that the dataframe does not parse the time a second time."""
-        return {
-            "symbol": self.symbol,
-            "side": self.side,
-            "price": self.price,
-            "qty": self.qty,
-            "ord_type": self.ord_type,
-            "trade_id": self.trade_id,
-            "timestamp": self.timestamp,
-            "timestamp_ms": self.timestamp_ms,
-        }
+        message = self.to_kraken()
+        message["timestamp_ms"] = self.timestamp_ms
+        return message
