@@ -47,6 +47,8 @@ def run_soak(target: Target, seconds: float, machine_line: str) -> str:
         reader.stop()
     start, end = readings[0][1], readings[-1][1]
     growth = (end - start) / start * 100
+    middle = readings[len(readings) // 2 - 1]
+    late_growth = (end - middle[1]) / middle[1] * 100  # ~0 once warm-up allocations are done
     table = "\n".join(
         ["| seconds | RSS (MiB) |", "| --: | --: |"]
         + [f"| {at:,.0f} | {rss:.1f} |" for at, rss in readings]
@@ -58,7 +60,8 @@ def run_soak(target: Target, seconds: float, machine_line: str) -> str:
             "",
             f"RSS of the process tree: {start:.1f} MiB at {readings[0][0]:.0f} s, "
             f"{end:.1f} MiB at the end: growth {growth:+.1f} % "
-            f"(peak {sampler.peak_rss / MIB:.1f} MiB).",
+            f"(peak {sampler.peak_rss / MIB:.1f} MiB); over the second half, from "
+            f"{middle[0]:.0f} s: {late_growth:+.1f} %.",
             f"Delivered {reader.count:,} of {pipeline.offered():,} trades offered"
             + ("." if caught_up else " (it did not catch up)."),
             "",
