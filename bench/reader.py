@@ -33,8 +33,15 @@ class OutputReader:
     used (Tansu misreports them): callers wait for a count or a deadline.
     """
 
-    def __init__(self, broker: str, topic: str, *, keep: bool = True) -> None:
-        """:param keep: keep the records for `arrivals()`; False only counts them (soaks)."""
+    def __init__(
+        self, broker: str, topic: str, *, keep: bool = True, fetch_wait_ms: int = 5
+    ) -> None:
+        """
+        :param keep: keep the records for `arrivals()`; False only counts them (soaks).
+        :param fetch_wait_ms: how long the broker may hold a fetch. Tansu holds every fetch
+            that long, so short is precise; but a consumer asking every 5 ms stops receiving
+            on Tansu after a few minutes of steady traffic: long runs ask every 100 ms.
+        """
         self.topic = topic
         self.keep = keep
         self._consumer = Consumer(
@@ -45,9 +52,7 @@ class OutputReader:
                 "enable.auto.commit": False,
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 2000,
-                # Tansu answers a fetch only when its wait is over, even if data came in
-                # meanwhile: a short wait keeps the reader from adding latency of its own.
-                "fetch.wait.max.ms": 5,
+                "fetch.wait.max.ms": fetch_wait_ms,
             }
         )
         self._batches: list[tuple[int, list[Message]]] = []

@@ -23,7 +23,7 @@ def run_soak(target: Target, seconds: float, machine_line: str) -> str:
     target.topic = f"bench-soak-{uuid.uuid4().hex[:8]}"
     target.soak = True
     create_output_topic(target.broker, target.topic)
-    reader = OutputReader(target.broker, target.topic, keep=False).start()
+    reader = OutputReader(target.broker, target.topic, keep=False, fetch_wait_ms=100).start()
     pipeline = Pipeline(target)
     readings: list[tuple[float, float]] = []  # (seconds into the soak, RSS MiB)
     try:

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real Kafka-compatible broker for the whole session."""
+"""Shared fixtures (a real Kafka-compatible broker for the whole session) and the tiers.
+
+Tiers by folder: `tests/unit` (pure logic, no socket: seconds), `tests/component` (real
+sockets, the simulator, the broker; no pipeline process), `tests/e2e` (pipeline processes
+against the simulator and the broker). `pytest tests/unit`, or `-m unit` / `-m "not e2e"`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,19 @@ from collections.abc import Iterator
 import pytest
 
 from sources.broker import EmbeddedBroker
-from tests.kafka import filters_aborted_transactions, free_port
+from tests.support.kafka import filters_aborted_transactions, free_port
+
+TIERS = ("unit", "component", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier of its folder."""
+    for item in items:
+        parts = item.path.parts
+        for tier in TIERS:
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+                break
 
 
 def _external_broker() -> str | None:

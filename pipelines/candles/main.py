@@ -8,14 +8,22 @@ A candle is emitted once its window closes: when a later trade of the same pair 
 at or after window end + grace (closing strategy "key"). Windows without trades emit
 nothing. The candle's Kafka timestamp is its window start; its key is the pair.
 
-Run from the repository root: `python pipelines/candles/main.py` (settings: see README).
+Run: `python pipelines/candles/main.py`, or `quix run` / `python main.py`
+in its folder (settings: see README).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `quix run` and Quix Cloud start this file from its own folder, without the repository on
+# PYTHONPATH: put the nearest folder that holds the shared `sources` package on sys.path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(p) for p in (_HERE, *_HERE.parents) if (p / "sources").is_dir()][:1]
+
 import logging
 import os
-import sys
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame

@@ -3,14 +3,22 @@
     KrakenTradesSource -> drop duplicates -> normalize -> filter by pair
         -> key + event time -> to_topic(output)
 
-Run from the repository root: `python pipelines/trades/main.py` (settings: see README).
+Run: `python pipelines/trades/main.py`, or `quix run` / `python main.py`
+in its folder (settings: see README).
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `quix run` and Quix Cloud start this file from its own folder, without the repository on
+# PYTHONPATH: put the nearest folder that holds the shared `sources` package on sys.path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(p) for p in (_HERE, *_HERE.parents) if (p / "sources").is_dir()][:1]
+
 import logging
 import os
-import sys
 from collections.abc import Sequence
 
 from quixstreams import Application

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRADES_MAIN = ROOT / "pipelines" / "trades" / "main.py"
 CANDLES_MAIN = ROOT / "pipelines" / "candles" / "main.py"
 

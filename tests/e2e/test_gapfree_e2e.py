@@ -13,7 +13,9 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from sources.broker import EmbeddedBroker
-from tests.e2e import (
+from tests.support.kafka import consume, free_port, unique
+from tests.support.netfault import CuttableProxy
+from tests.support.trades import (
     PAIRS,
     assert_contiguous_without_duplicates,
     by_pair,
@@ -23,8 +25,6 @@ from tests.e2e import (
     wait_for_subscriptions,
     wait_for_trades,
 )
-from tests.kafka import consume, free_port, unique
-from tests.netfault import CuttableProxy
 
 pytestmark = pytest.mark.e2e
 

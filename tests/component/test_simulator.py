@@ -25,7 +25,7 @@ from simulator.market import pair_info
 
 PAIRS = ["BTC/USD", "ETH/USD", "DOGE/USD"]
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- helpers ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import parse_timestamp_ms
-from tests.e2e import (
+from tests.support.kafka import consume
+from tests.support.trades import (
     PAIRS,
     assert_contiguous_without_duplicates,
     by_pair,
@@ -22,7 +23,6 @@ from tests.e2e import (
     wait_for_subscriptions,
     wait_for_trades,
 )
-from tests.kafka import consume
 
 pytestmark = pytest.mark.e2e
 

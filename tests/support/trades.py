@@ -8,8 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from simulator import KrakenSimulator, Market
-from tests.kafka import Record, unique
-from tests.pipeline import TRADES_MAIN, PipelineProcess
+from tests.support.kafka import Record, unique
+from tests.support.pipeline import TRADES_MAIN, PipelineProcess
 
 PAIRS = ("BTC/USD", "ETH/USD")
 

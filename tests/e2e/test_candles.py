@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from simulator import KrakenSimulator, Market
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
 from sources.kraken.config import ConfigError
-from tests.e2e import trades_pipeline
-from tests.kafka import Record, consume, create_topic, unique
-from tests.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.kafka import Record, consume, create_topic, unique
+from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.trades import trades_pipeline
 
 # ---------------------------------------------------------------------------------------
 # The reference: candles computed the obvious way, from the whole list of a window's trades

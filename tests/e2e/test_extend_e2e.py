@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from simulator import KrakenSimulator, Market
-from tests.e2e import PAIRS, reached, trades_pipeline, wait_for_subscriptions, wait_for_trades
-from tests.kafka import consume
+from tests.support.kafka import consume
+from tests.support.trades import (
+    PAIRS,
+    reached,
+    trades_pipeline,
+    wait_for_subscriptions,
+    wait_for_trades,
+)
 
 pytestmark = pytest.mark.e2e
 
