@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -34,16 +35,25 @@ class OutputReader:
     """
 
     def __init__(
-        self, broker: str, topic: str, *, keep: bool = True, fetch_wait_ms: int = 5
+        self,
+        broker: str,
+        topic: str,
+        *,
+        keep: bool = True,
+        fetch_wait_ms: int = 5,
+        on_batch: Callable[[list[Message]], None] | None = None,
     ) -> None:
         """
         :param keep: keep the records for `arrivals()`; False only counts them (soaks).
         :param fetch_wait_ms: how long the broker may hold a fetch. Tansu holds every fetch
             that long, so short is precise; but a consumer asking every 5 ms stops receiving
             on Tansu after a few minutes of steady traffic: long runs ask every 100 ms.
+        :param on_batch: called in the reading thread with each batch of good records, so
+            that a soak can check them as they come and keep none.
         """
         self.topic = topic
         self.keep = keep
+        self._on_batch = on_batch
         self._consumer = Consumer(
             {
                 "bootstrap.servers": broker,
@@ -110,6 +120,8 @@ class OutputReader:
                 if error and error.code() not in _HARMLESS:
                     self.error = str(error)
             if good:
+                if self._on_batch is not None:
+                    self._on_batch(good)
                 if self.keep:
                     self._batches.append((received, good))
                 self._count += len(good)

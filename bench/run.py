@@ -5,8 +5,9 @@ contender `--runs` times, interleaved, each against a fresh Kraken simulator in 
 and a fresh output topic: fixed rates for latency, then a flood for throughput and CPU.
 Prints the Markdown table and writes it to `bench/results/latest.md`.
 
-`--soak SECONDS` instead runs the pipeline at 1,000 trades/s for that long and reports
-whether its memory stays flat (`bench/results/soak.md`).
+`--soak SECONDS` instead runs the pipeline and the direct loop side by side at 1,000 trades/s
+each for that long, reading CPU (Python vs native threads), RSS and delivery every 15 s, and
+the broker's CPU (`bench/soak.py`; writes `bench/results/soak.{md,csv,png}`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from pathlib import Path
 from bench.contenders import CONTENDERS, ROOT, TRADES_MAIN, Target
 from bench.report import machine, markdown, summarize
 from bench.scenario import Plan, RunResult, run_once
-from bench.soak import run_soak
+from bench.soak import SOAK_BATCH, SOAK_EVERY, SOAK_RATE, run_soak
 from sources.broker import EmbeddedBroker
 
 __all__ = ["main"]
 
 RESULTS = ROOT / "bench" / "results"
+BATCH = 10  # most trades per Kraken frame, outside a soak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         RESULTS.mkdir(parents=True, exist_ok=True)
         if args.soak:
-            report = run_soak(target, args.soak, machine(broker_name))
+            report = run_soak(
+                target,
+                args.soak,
+                machine(broker_name),
+                RESULTS,
+                rate=args.soak_rate,
+                every=args.soak_every,
+                external_broker=bool(os.environ.get("KAFKA_BROKER_ADDRESS")),
+            )
             _emit(report, RESULTS / "soak.md")
             return 0
         plan = Plan(
@@ -85,14 +95,32 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rates", default="100,1000,10000", help="fixed rates, trades/s")
     parser.add_argument("--rate-seconds", type=float, default=3.0, help="seconds per rate")
     parser.add_argument("--flood-trades", type=int, default=250_000, help="trades in the flood")
-    parser.add_argument("--batch", type=int, default=10, help="most trades per Kraken frame")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        help=f"most trades per Kraken frame ({BATCH}; {SOAK_BATCH} in a soak)",
+    )
     parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
     parser.add_argument(
         "--contenders", default=",".join(CONTENDERS), help="any of " + ",".join(CONTENDERS)
     )
-    parser.add_argument("--soak", type=float, metavar="SECONDS", help="memory-flat check only")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="instead: pipeline and direct loop side by side at a steady rate for that long",
+    )
+    parser.add_argument(
+        "--soak-rate", type=float, default=SOAK_RATE, help="trades/s to each contender (soak)"
+    )
+    parser.add_argument(
+        "--soak-every", type=float, default=SOAK_EVERY, help="seconds between readings (soak)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each phase")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.batch is None:
+        args.batch = SOAK_BATCH if args.soak else BATCH
+    return args
 
 
 def _broker(stack: ExitStack) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from .market import Market, pair_info
+from .market import Market, SimTrade, pair_info
 
 __all__ = ["RestApi"]
 
@@ -27,6 +27,8 @@ class RestApi:
         self.market = market
         self.calls: list[str] = []
         self._throttled = 0
+        self._http_status: tuple[int, int, float | None] | None = None  # status, n, retry_after
+        self._corrupt: dict[tuple[str, int], list | None] = {}
         self._lock = threading.Lock()
 
     def throttle(self, n: int) -> None:
@@ -34,10 +36,42 @@ class RestApi:
         with self._lock:
             self._throttled = n
 
+    def http_status(self, status: int, n: int, retry_after: float | None = None) -> None:
+        """The next `n` calls answer HTTP `status` (e.g. 429, 503), with a `Retry-After`
+        header of `retry_after` seconds when given, and a plain-text body, as an edge does."""
+        if not 100 <= status <= 599:
+            raise ValueError(f"not an HTTP status: {status}")
+        with self._lock:
+            self._http_status = (status, n, retry_after) if n > 0 else None
+
+    def corrupt_row(self, symbol: str, trade_id: int, row: list | None = None) -> None:
+        """`Trades` answers that include trade `trade_id` of `symbol` carry `row` in its
+        place; by default the trade's own row with a non-numeric price."""
+        with self._lock:
+            self._corrupt[(symbol, trade_id)] = None if row is None else list(row)
+
     def handle(self, target: str) -> tuple[int, bytes]:
         """(HTTP status, JSON body) for a request target such as `/0/public/Trades?pair=...`."""
+        status, _headers, body = self.respond(target)
+        return status, body
+
+    def respond(self, target: str) -> tuple[int, dict[str, str], bytes]:
+        """(HTTP status, extra headers, body) for a request target."""
         self.calls.append(target)
         logger.debug("REST %s", target)
+        with self._lock:
+            if self._http_status is not None:
+                status, n, retry_after = self._http_status
+                self._http_status = (status, n - 1, retry_after) if n > 1 else None
+                logger.info("REST %s answered HTTP %d", target, status)
+                headers = {"Content-Type": "text/plain"}
+                if retry_after is not None:
+                    headers["Retry-After"] = format(retry_after, "g")
+                return status, headers, f"HTTP {status}\n".encode()
+        status, body = self._answer(target)
+        return status, {}, body
+
+    def _answer(self, target: str) -> tuple[int, bytes]:
         with self._lock:
             if self._throttled > 0:
                 self._throttled -= 1
@@ -92,8 +126,23 @@ class RestApi:
             return _error("EGeneral:Invalid arguments")
         trades = self.market.trades_since(symbol, since, count)
         last = str(trades[-1].time_ns) if trades else str(since or 0)
+        with self._lock:
+            corrupt = dict(self._corrupt)
         rows = [t.to_rest_row() for t in trades]
+        if corrupt:
+            rows = [
+                _corrupted(t, corrupt) if (t.symbol, t.trade_id) in corrupt else row
+                for t, row in zip(trades, rows, strict=True)
+            ]
         return orjson.dumps({"error": [], "result": {pair_info(symbol).key: rows, "last": last}})
+
+
+def _corrupted(trade: SimTrade, corrupt: dict[tuple[str, int], list | None]) -> list:
+    """The broken row standing for `trade`: the one given, else a non-numeric price."""
+    row = corrupt[(trade.symbol, trade.trade_id)]
+    if row is not None:
+        return row
+    return ["not-a-price", *trade.to_rest_row()[1:]]
 
 
 def _error(message: str) -> bytes:

@@ -2,8 +2,8 @@
 
 It runs its own asyncio loop in a background thread, so synchronous tests, the demo and the
 benchmark drive it with plain method calls: faults on demand (abrupt drops, clean closes,
-silence, outages, garbage frames, REST throttling) and observations (connections,
-subscribe requests, trades sent, send times).
+silence, outages, garbage frames, REST throttling, REST HTTP errors and broken REST rows)
+and observations (connections, subscribe requests, trades sent, send times).
 """
 
 from __future__ import annotations
@@ -197,6 +197,17 @@ class KrakenSimulator:
         """The next `n` REST calls answer `EGeneral:Too many requests`."""
         self.rest.throttle(n)
 
+    def rest_http_status(self, status: int, n: int, retry_after: float | None = None) -> None:
+        """The next `n` REST calls answer HTTP `status` (429, 503...), with a `Retry-After`
+        header of `retry_after` seconds when given."""
+        self.rest.http_status(status, n, retry_after)
+
+    def corrupt_rest_row(self, symbol: str, trade_id: int, row: list | None = None) -> None:
+        """REST `Trades` answers that include trade `trade_id` of `symbol` carry a broken row
+        in its place: `row`, by default the trade with a non-numeric price. The WebSocket
+        still sends the trade as it is."""
+        self.rest.corrupt_row(symbol, trade_id, row)
+
     def pause_trades(self, paused: bool) -> None:
         """Stop or restart trading (heartbeats go on)."""
         self._paused = paused
@@ -266,15 +277,20 @@ class KrakenSimulator:
             if time.monotonic() < self._outage_until:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
             return None
-        status, body = self.rest.handle(request.path)
+        status, extra, body = self.rest.respond(request.path)
         headers = Headers(
             {
                 "Content-Type": "application/json",
+                **extra,
                 "Content-Length": str(len(body)),
                 "Connection": "close",  # the server closes after answering: say so
             }
         )
-        return Response(status, http.HTTPStatus(status).phrase, headers, body)
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:  # a status Python has no name for
+            reason = "Unknown"
+        return Response(status, reason, headers, body)
 
     async def _handle(self, connection: ServerConnection) -> None:
         client = _Client(connection)

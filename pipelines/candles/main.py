@@ -29,6 +29,8 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 
+from sources.app.run import run_application
+from sources.app.settings import ConfigError
 from sources.broker import BrokerUnavailable
 from sources.candles import (
     CandlesSettings,
@@ -39,8 +41,6 @@ from sources.candles import (
     start_candle,
 )
 from sources.candles.stats import Reporter
-from sources.kraken.config import ConfigError
-from sources.runner import run_application
 
 logger = logging.getLogger("candles")
 

@@ -1,7 +1,7 @@
 """Kraken trades -> Kafka: every trade of the chosen pairs, keyed by pair, on event time.
 
-    KrakenTradesSource -> drop duplicates -> normalize -> filter by pair
-        -> key + event time -> to_topic(output)
+    KrakenTradesSource -> drop duplicates (seeded from the output) -> normalize
+        -> filter by pair -> key + event time -> [transforms] -> to_topic(output)
 
 Run: `python pipelines/trades/main.py`, or `quix run` / `python main.py`
 in its folder (settings: see README).
@@ -26,6 +26,10 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
+from sources.app.run import run_application
+from sources.app.settings import ConfigError, TradesSettings
+from sources.app.topics import retention_config, warn_if_retention_short
+from sources.app.transforms import Transform, apply_transforms, load_transforms
 from sources.broker import (
     BrokerUnavailable,
     EmbeddedBroker,
@@ -33,27 +37,20 @@ from sources.broker import (
     is_loopback,
     split_address,
 )
-from sources.kraken import ConfigError, KrakenTradesSource, TradesSettings, normalize_trades
-from sources.kraken.dedupe import drop_published
-from sources.kraken.source import END_OF_BACKFILL_HEADER
-from sources.runner import run_application
-from sources.transforms import Transform, apply_transforms, load_transforms
+from sources.kraken.source import END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.steps.dedupe import DropPublished
+from sources.steps.last_written import last_trade_ids
+from sources.steps.normalize import normalize_trades
 
 logger = logging.getLogger("trades")
 
-OUTPUT_TOPIC_CONFIG = TopicConfig(
-    num_partitions=3,
-    replication_factor=1,
-    extra_config={"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"},
-)
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_HISTORY_INCOMPLETE = 0, 1, 2, 3
+OUTPUT_PARTITIONS = 3
 
 
-def build_dataframe(
-    app: Application, settings: TradesSettings, transforms: Sequence[Transform] = ()
-) -> StreamingDataFrame:
-    """The declarative part of the pipeline; `transforms` run just before `to_topic`."""
-    pairs = frozenset(settings.pairs)
-    source = KrakenTradesSource(
+def make_source(settings: TradesSettings) -> KrakenTradesSource:
+    """The Kraken source as the settings describe it."""
+    return KrakenTradesSource(
         settings.pairs,
         name=f"kraken-{settings.output}",  # source topic: source__kraken-<output>
         ws_url=settings.kraken_ws_url,
@@ -64,19 +61,38 @@ def build_dataframe(
         backfill_since_ns=settings.backfill_since_ns,
         backfill_only=settings.backfill_only,
         max_gap=settings.max_gap,
+        max_held=settings.max_held,
         repair_timeout=settings.repair_timeout,
+        repair_attempts=settings.repair_attempts,
     )
+
+
+def build_dataframe(
+    app: Application,
+    settings: TradesSettings,
+    transforms: Sequence[Transform] = (),
+    history: HistoryEnd | None = None,
+) -> StreamingDataFrame:
+    """The declarative part of the pipeline; `transforms` run just before `to_topic`.
+
+    :param history: with `backfill_only`, notes the end of the history and stops the app.
+    """
+    pairs = frozenset(settings.pairs)
     output = app.topic(
         settings.output,
         key_serializer="string",
         value_serializer="json",
-        config=OUTPUT_TOPIC_CONFIG,
+        config=TopicConfig(
+            num_partitions=OUTPUT_PARTITIONS,
+            replication_factor=1,
+            extra_config=retention_config(settings.retention_ms),
+        ),
     )
-
-    sdf = app.dataframe(source=source)
-    if settings.backfill_only:
-        sdf = sdf.update(_stop_at_end_of_backfill(app), metadata=True)
-    sdf = sdf.apply(drop_published, stateful=True)  # never the same trade_id twice per pair
+    dedupe = DropPublished(seed_from_output(app, settings, output.name))
+    sdf = app.dataframe(source=make_source(settings))
+    if history is not None:
+        sdf = sdf.update(history.step(app), metadata=True)
+    sdf = sdf.apply(dedupe, stateful=True)  # never the same trade_id twice per pair
     sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
     sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
@@ -85,15 +101,20 @@ def build_dataframe(
     return sdf
 
 
-def _stop_at_end_of_backfill(app: Application):
-    """A step that stops the application when the source says the backfill is complete."""
+class HistoryEnd:
+    """`backfill_only`: stop the application at the source's end-of-history marker."""
 
-    def stop_if_complete(value, key, timestamp, headers) -> None:
-        if headers and any(name == END_OF_BACKFILL_HEADER for name, _ in headers):
-            logger.info("Backfill complete: stopping")
-            app.stop()
+    def __init__(self) -> None:
+        self.reached = False
 
-    return stop_if_complete
+    def step(self, app: Application):
+        def stop_at_marker(value, key, timestamp, headers) -> None:
+            if headers and any(name == END_OF_BACKFILL_HEADER for name, _ in headers):
+                logger.info("Backfill complete: stopping")
+                self.reached = True
+                app.stop()
+
+        return stop_at_marker
 
 
 # Consumer settings (see bench/ for the measurements behind them).
@@ -165,11 +186,30 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
     return EmbeddedBroker(port=split_address(address)[1]).start()
 
 
-def run(settings: TradesSettings, transforms: Sequence[Transform]) -> None:
+def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> dict[str, int]:
+    """Check the output topic's retention; in at-least-once mode, the dedupe seed from it:
+    each pair's last trade_id already there (see `steps.dedupe`)."""
+    broker_config = app.config.broker_address.as_librdkafka_dict()
+    warn_if_retention_short(broker_config, topic, settings.retention_ms)
+    if settings.processing_guarantee == "exactly-once":
+        return {}  # the dedupe state commits with the output: nothing to seed
+    seed = last_trade_ids(broker_config, topic, settings.pairs)
+    if seed:
+        logger.info(
+            "Already in %s: %s",
+            topic,
+            ", ".join(f"{pair} up to trade_id {trade_id}" for pair, trade_id in seed.items()),
+        )
+    return seed
+
+
+def run(
+    settings: TradesSettings, transforms: Sequence[Transform], history: HistoryEnd | None = None
+) -> None:
     """Run the pipeline until it is stopped."""
     run_application(
         lambda: make_application(settings),
-        lambda app: build_dataframe(app, settings, transforms),
+        lambda app: build_dataframe(app, settings, transforms, history),
         settings.broker_timeout,
     )
 
@@ -181,20 +221,24 @@ def main() -> int:
         transforms = load_transforms(settings.transforms)
     except ConfigError as exc:
         logger.error("Configuration error: %s", exc)
-        return 2
+        return EXIT_CONFIG
+    history = HistoryEnd() if settings.backfill_only else None
     broker = _start_embedded_broker_if_needed(settings)
     try:
-        run(settings, transforms)
+        run(settings, transforms, history)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
-        return 1
+        return EXIT_FAILED
     except BrokerUnavailable as exc:
         logger.error("Broker unavailable: %s", exc)
-        return 1
+        return EXIT_FAILED
     finally:
         if broker:
             broker.stop()
-    return 0
+    if history is not None and not history.reached:
+        logger.error("Stopped before the history was complete: the dataset is partial")
+        return EXIT_HISTORY_INCOMPLETE
+    return EXIT_OK
 
 
 if __name__ == "__main__":

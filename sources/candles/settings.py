@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sources.kraken.config import ConfigError, env_lookup, parse_seconds
+from ..app.settings import ConfigError, env_lookup, parse_seconds
 
 __all__ = ["CandlesSettings", "ConfigError"]
 

@@ -1,24 +1,41 @@
-"""Kraken WebSocket API v2 trades for Quix Streams.
+"""Kraken WebSocket API v2 trades for Quix Streams: the connector.
 
-Data path: Kraken frame -> `protocol.parse_frame` -> `Trade` -> `KrakenTradesSource`
-(source topic) -> `normalize_trade` -> output record.
+Data path: Kraken frame -> `protocol.parse_frame` -> `Trade` -> `feed.Feed` (per-pair lanes:
+dedupe, gaps, repairs) -> `KrakenTradesSource` -> source topic.
+
+Imports are lazy: `from sources.kraken import Trade` does not load websocket-client.
 """
 
-from .config import ConfigError, TradesSettings
-from .normalize import normalize_trade, normalize_trades
-from .protocol import parse_frame
-from .source import ConnectionLost, KrakenTradesSource, SubscriptionRejected
-from .trade import InvalidTrade, Trade
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ConfigError",
-    "ConnectionLost",
+    "Feed",
+    "FeedConfig",
     "InvalidTrade",
     "KrakenTradesSource",
     "SubscriptionRejected",
     "Trade",
-    "TradesSettings",
-    "normalize_trade",
-    "normalize_trades",
     "parse_frame",
 ]
+
+_WHERE = {
+    "ConfigError": "config",
+    "Feed": "feed",
+    "FeedConfig": "feed",
+    "InvalidTrade": "trade",
+    "KrakenTradesSource": "source",
+    "SubscriptionRejected": "session",
+    "Trade": "trade",
+    "parse_frame": "protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

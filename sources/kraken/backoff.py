@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "ReconnectPolicy"]
 
 
 class Backoff:
@@ -44,3 +44,31 @@ class Backoff:
     def reset(self) -> None:
         """Start over after a healthy connection."""
         self.attempt = 0
+
+
+class ReconnectPolicy:
+    """When to reconnect: the backoff grows until a connection has stayed healthy a while.
+
+    A subscribe acknowledgement proves nothing: a server that acks and then drops would
+    otherwise keep a client reconnecting about once a second (what gets an address banned).
+    Only a connection that stayed up for `healthy_after` seconds resets the backoff.
+
+    :param backoff: the delays (full jitter, capped).
+    :param healthy_after: seconds a connection must last to count as healthy.
+    """
+
+    def __init__(self, backoff: Backoff, healthy_after: float = 30.0) -> None:
+        self.backoff = backoff
+        self.healthy_after = healthy_after
+        self._connected_at: float | None = None
+
+    def connected(self, now: float) -> None:
+        """A connection is open (call once it is subscribed and reading)."""
+        self._connected_at = now
+
+    def next_delay(self, now: float) -> float:
+        """The connection is gone: seconds to wait before the next attempt."""
+        if self._connected_at is not None and now - self._connected_at >= self.healthy_after:
+            self.backoff.reset()
+        self._connected_at = None
+        return self.backoff.next_delay()

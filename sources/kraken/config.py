@@ -1,34 +1,16 @@
-"""Settings of the trades pipeline, read from environment variables (names case-insensitive)."""
+"""Validation the connector does itself: configuration errors and Kraken v2 pair symbols."""
 
 from __future__ import annotations
 
-import os
 import re
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
-__all__ = [
-    "ConfigError",
-    "TradesSettings",
-    "env_lookup",
-    "parse_bool",
-    "parse_pairs",
-    "parse_since",
-]
+__all__ = ["PAIR_PATTERN", "ConfigError", "parse_pairs"]
 
 PAIR_PATTERN = re.compile(r"^[A-Z0-9]{1,16}/[A-Z0-9]{1,16}$")
 
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it."""
-
-
-def env_lookup(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment with lower-cased names, so `PAIRS` and `pairs` both count."""
-    environ = os.environ if environ is None else environ
-    return {name.lower(): value for name, value in environ.items()}
 
 
 def parse_pairs(raw: str, *, setting: str = "pairs") -> tuple[str, ...]:
@@ -47,154 +29,3 @@ def parse_pairs(raw: str, *, setting: str = "pairs") -> tuple[str, ...]:
     if not pairs:
         raise ConfigError(f"{setting}: no pair given (e.g. BTC/USD,ETH/USD)")
     return tuple(pairs)
-
-
-def parse_bool(raw: str, *, setting: str) -> bool:
-    """true/false, 1/0, yes/no, on/off."""
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{setting}: expected true or false, got {raw!r}")
-
-
-def parse_seconds(raw: str, *, setting: str, minimum: float = 0.0) -> float:
-    """A number of seconds, strictly greater than `minimum`."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a number of seconds, got {raw!r}") from None
-    if not value > minimum:
-        raise ConfigError(f"{setting}: must be greater than {minimum:g}, got {raw!r}")
-    return value
-
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_since(raw: str, *, setting: str = "backfill_since", now_ns: int | None = None) -> int:
-    """`7d`, `12h`, `30m` (before now) or an ISO-8601 time (UTC if no zone) -> epoch ns."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    text = raw.strip()
-    duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
-    if duration:
-        seconds = float(duration.group(1)) * DURATION_UNITS[duration.group(2)]
-        return now_ns - int(seconds * 1_000_000_000)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"{setting}: expected a duration like 7d/12h/30m or an ISO-8601 time, got {raw!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    since_ns = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-    if since_ns >= now_ns:
-        raise ConfigError(f"{setting}: {raw!r} is in the future")
-    return since_ns
-
-
-def parse_positive_int(raw: str, *, setting: str) -> int:
-    """A whole number greater than zero."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{setting}: must be greater than 0, got {raw!r}")
-    return value
-
-
-def parse_choice(raw: str, *, setting: str, choices: tuple[str, ...]) -> str:
-    """One of `choices`, compared case-insensitively."""
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{setting}: expected one of {', '.join(choices)}, got {raw!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class TradesSettings:
-    """Everything `pipelines/trades` reads from its environment. See the README's table."""
-
-    broker_address: str = "localhost:19092"
-    output: str = "trades"
-    pairs: tuple[str, ...] = ("BTC/USD", "ETH/USD")
-    kraken_ws_url: str = "wss://ws.kraken.com/v2"
-    snapshot: bool = True
-    heartbeat_timeout: float = 10.0
-    stats_interval: float = 30.0
-    consumer_group: str = "kraken-trades"
-    embedded_broker: str = "auto"
-    loglevel: str = "INFO"
-    kraken_rest_url: str = "https://api.kraken.com"
-    backfill_since_ns: int | None = None
-    backfill_only: bool = False
-    processing_guarantee: str = "at-least-once"
-    max_gap: int = 50_000
-    repair_timeout: float = 60.0
-    broker_timeout: float = 120.0
-    transforms: str = ""
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
-        """Read and validate every setting; raises `ConfigError` naming the first bad one."""
-        env = env_lookup(environ)
-        defaults = cls()
-
-        def text(name: str, default: str) -> str:
-            value = env.get(name, "").strip()
-            return value or default
-
-        url = text("kraken_ws_url", defaults.kraken_ws_url)
-        if not url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"kraken_ws_url: expected a ws:// or wss:// URL, got {url!r}")
-        rest_url = text("kraken_rest_url", defaults.kraken_rest_url)
-        if not rest_url.startswith(("http://", "https://")):
-            raise ConfigError(f"kraken_rest_url: expected an http(s):// URL, got {rest_url!r}")
-        since = text("backfill_since", "")
-        backfill_since_ns = parse_since(since) if since else None
-        backfill_only = parse_bool(text("backfill_only", "false"), setting="backfill_only")
-        if backfill_only and backfill_since_ns is None:
-            raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
-        output = text("output", defaults.output)
-        if not re.match(r"^[A-Za-z0-9._-]+$", output):
-            raise ConfigError(f"output: {output!r} is not a valid topic name")
-        return cls(
-            broker_address=text("quix__broker__address", defaults.broker_address),
-            output=output,
-            pairs=parse_pairs(text("pairs", ",".join(defaults.pairs))),
-            kraken_ws_url=url,
-            snapshot=parse_bool(text("snapshot", "true"), setting="snapshot"),
-            heartbeat_timeout=parse_seconds(
-                text("heartbeat_timeout", str(defaults.heartbeat_timeout)),
-                setting="heartbeat_timeout",
-            ),
-            stats_interval=parse_seconds(
-                text("stats_interval", str(defaults.stats_interval)), setting="stats_interval"
-            ),
-            consumer_group=text("quix__consumer_group", defaults.consumer_group),
-            embedded_broker=parse_choice(
-                text("embedded_broker", defaults.embedded_broker),
-                setting="embedded_broker",
-                choices=("auto", "never"),
-            ),
-            loglevel=text("loglevel", defaults.loglevel).upper(),
-            kraken_rest_url=rest_url,
-            backfill_since_ns=backfill_since_ns,
-            backfill_only=backfill_only,
-            processing_guarantee=parse_choice(
-                text("processing_guarantee", defaults.processing_guarantee),
-                setting="processing_guarantee",
-                choices=("at-least-once", "exactly-once"),
-            ),
-            max_gap=parse_positive_int(text("max_gap", str(defaults.max_gap)), setting="max_gap"),
-            repair_timeout=parse_seconds(
-                text("repair_timeout", str(defaults.repair_timeout)), setting="repair_timeout"
-            ),
-            broker_timeout=parse_seconds(
-                text("broker_timeout", str(defaults.broker_timeout)), setting="broker_timeout"
-            ),
-            transforms=text("transforms", ""),
-        )

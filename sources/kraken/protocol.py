@@ -7,6 +7,7 @@ and the valid trades of a frame survive an invalid neighbour.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -117,17 +118,33 @@ def excerpt(frame: str | bytes | Any, limit: int = EXCERPT_CHARS) -> str:
 
 
 def parse_frame(frame: str | bytes) -> list[Event]:
-    """Turn one WebSocket frame into protocol events. Never raises."""
+    """Turn one WebSocket frame into protocol events. Never raises.
+
+    A frame that strict JSON rejects only for a NaN, an Infinity, a number beyond a double or
+    invalid UTF-8 somewhere is read leniently, so its valid trades survive; the trade that
+    carries the oddity fails validation on its own.
+    """
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
-        return [Malformed(f"not JSON: {exc}", excerpt(frame))]
+        message = _lenient_loads(frame)
+        if message is None:
+            return [Malformed(f"not JSON: {exc}", excerpt(frame))]
     if not isinstance(message, dict):
         return [Malformed("not a JSON object", excerpt(frame))]
     try:
         return _parse_message(message, frame)
     except Exception as exc:  # a shape we did not foresee: report, never crash
         return [Malformed(f"unexpected message shape: {exc!r}", excerpt(frame))]
+
+
+def _lenient_loads(frame: str | bytes) -> Any:
+    """Python's JSON reader: NaN/Infinity allowed, huge numbers as inf, bad UTF-8 replaced."""
+    try:
+        text = frame.decode("utf-8", "replace") if isinstance(frame, (bytes, bytearray)) else frame
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def _parse_message(message: dict[str, Any], frame: str | bytes) -> list[Event]:

@@ -11,6 +11,7 @@ __all__ = ["InvalidTrade", "Trade", "parse_timestamp_ms"]
 SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INF = float("inf")
 
 
 class InvalidTrade(ValueError):
@@ -33,8 +34,8 @@ def _number(obj: dict[str, Any], field: str) -> float:
     value = obj[field]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTrade(f"{field} must be a number, got {type(value).__name__}")
-    if not value > 0:
-        raise InvalidTrade(f"{field} must be positive, got {value!r}")
+    if not 0 < value < _INF:
+        raise InvalidTrade(f"{field} must be a positive, finite number, got {value!r}")
     return float(value)
 
 
@@ -86,9 +87,9 @@ class Trade:
                 and type(side) is str
                 and side in SIDES
                 and type(price) is float
-                and price > 0
+                and 0 < price < _INF
                 and type(qty) is float
-                and qty > 0
+                and 0 < qty < _INF
                 and type(ord_type) is str
                 and ord_type in ORDER_TYPES
                 and type(trade_id) is int

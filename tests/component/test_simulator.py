@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -613,6 +614,61 @@ def test_throttle_rest(simulator: Callable[..., KrakenSimulator]) -> None:
         "/0/public/AssetPairs",
         "/0/public/Trades?pair=XBTUSD&count=1",
     ]
+
+
+def test_corrupt_rest_row_breaks_rest_only(simulator: Callable[..., KrakenSimulator]) -> None:
+    market = seeded_market(count_per_pair=80)
+    sim = simulator(market)
+    history = market.history("BTC/USD")
+    broken, custom = history[-10], history[-5]
+    sim.corrupt_rest_row("BTC/USD", broken.trade_id)
+    sim.corrupt_rest_row("BTC/USD", custom.trade_id, ["1.0", "2.0", 3.0, "b", "m", ""])
+    since = history[-20].time_ns
+    status, body = get(sim, f"/0/public/Trades?pair=XBTUSD&since={since}")
+    assert status == 200 and body["error"] == []
+    rows = body["result"]["XXBTZUSD"]
+    expected = [t.to_rest_row() for t in history[-19:]]
+    expected[9] = ["not-a-price", *broken.to_rest_row()[1:]]  # in place, trade_id kept
+    expected[14] = ["1.0", "2.0", 3.0, "b", "m", ""]
+    assert rows == expected
+    assert body["result"]["last"] == str(history[-1].time_ns)  # the cursor is unaffected
+    other = get(sim, f"/0/public/Trades?pair=ETHUSD&since={since}")[1]["result"]["XETHZUSD"]
+    assert all(row[0] != "not-a-price" for row in other)  # only that pair's row
+    ws = connect(sim)  # the WebSocket sends the trade as it is
+    subscribe(ws, ["BTC/USD"], snapshot=True)
+    snapshot = recv(ws)["data"]
+    assert snapshot == [t.to_ws() for t in market.last("BTC/USD")]
+    assert broken.to_ws() in snapshot and custom.to_ws() in snapshot
+
+
+def get_status(sim: KrakenSimulator, target: str) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of a REST call, error statuses included."""
+    try:
+        with urllib.request.urlopen(sim.rest_url + target, timeout=5) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_rest_http_status(simulator: Callable[..., KrakenSimulator]) -> None:
+    sim = simulator()
+    sim.rest_http_status(429, 2, retry_after=0.5)
+    for target in ("/0/public/Trades?pair=XBTUSD", "/0/public/AssetPairs"):
+        status, headers, body = get_status(sim, target)
+        assert (status, headers["Retry-After"], body) == (429, "0.5", b"HTTP 429\n")
+        assert headers["Content-Type"] == "text/plain"
+    status, headers, body = get_status(sim, "/0/public/Trades?pair=XBTUSD&count=1")
+    assert status == 200 and "Retry-After" not in headers
+    assert orjson.loads(body)["error"] == []
+    sim.rest_http_status(503, 1)
+    status, headers, _ = get_status(sim, "/0/public/AssetPairs")
+    assert status == 503 and "Retry-After" not in headers
+    sim.rest_http_status(425, 1, retry_after=2)
+    assert get_status(sim, "/0/public/AssetPairs")[0] == 425
+    assert get_status(sim, "/0/public/AssetPairs")[0] == 200
+    assert len(sim.rest_calls) == 6  # every call is recorded, failed or not
+    with pytest.raises(ValueError):
+        sim.rest_http_status(42, 1)
 
 
 # --- lifecycle and CLI ------------------------------------------------------------------

@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator import KrakenSimulator, Market
+from sources.app.settings import ConfigError
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
-from sources.kraken.config import ConfigError
 from tests.support.kafka import Record, consume, create_topic, unique
 from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
 from tests.support.trades import trades_pipeline

@@ -1,4 +1,4 @@
-"""Trade model, normalization, sequencing, backoff and settings: pure functions."""
+"""Trade model, normalization, backoff and settings: pure functions."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sources.app.settings import ConfigError, TradesSettings, parse_pairs
 from sources.kraken.backoff import Backoff
-from sources.kraken.config import ConfigError, TradesSettings, parse_pairs
-from sources.kraken.normalize import normalize_trade, normalize_trades
-from sources.kraken.sequencer import TradeSequencer, group_by_pair
 from sources.kraken.trade import Trade, parse_timestamp_ms
+from sources.steps.normalize import normalize_trade, normalize_trades
 
 KRAKEN_TRADE = {
     "symbol": "BTC/USD",
@@ -80,50 +79,6 @@ def test_source_message_carries_the_time_the_dataframe_would_parse() -> None:
 def test_round_trip_through_kraken_format() -> None:
     trade = make_trade(42, "ETH/USD")
     assert Trade.from_kraken(trade.to_kraken()) == trade
-
-
-def test_sequencer_drops_replayed_trades_and_stops_at_a_gap() -> None:
-    seq = TradeSequencer()
-    first = seq.accept("BTC/USD", [make_trade(i) for i in (1, 2, 3)])
-    assert [t.trade_id for t in first.fresh] == [1, 2, 3] and first.gap is None
-    # a snapshot after reconnect overlaps what was published, then jumps past 4..5
-    second = seq.accept("BTC/USD", [make_trade(i) for i in (2, 3, 6, 7)])
-    assert second.duplicates == 2 and second.fresh == []
-    assert [t.trade_id for t in second.after_gap] == [6, 7]
-    gap = second.gap
-    assert (gap.pair, gap.first_missing, gap.last_missing, gap.size) == ("BTC/USD", 4, 5, 2)
-    assert gap.after_timestamp_ms == make_trade(3).timestamp_ms
-    assert seq.last("BTC/USD")[0] == 3  # nothing past the gap is taken
-
-
-def test_sequencer_can_step_over_a_gap() -> None:
-    seq = TradeSequencer({"BTC/USD": (3, 0)})
-    result = seq.accept("BTC/USD", [make_trade(i) for i in (4, 9, 10)], stop_at_gap=False)
-    assert [t.trade_id for t in result.fresh] == [4, 9, 10]
-    assert (result.gap.first_missing, result.gap.last_missing) == (5, 8)
-    assert seq.last("BTC/USD")[0] == 10
-
-
-def test_group_by_pair_keeps_pairs_apart_and_sorts() -> None:
-    groups = group_by_pair(
-        [make_trade(11, "ETH/USD"), make_trade(10, "ETH/USD"), make_trade(500, "BTC/USD")]
-    )
-    assert {p: [t.trade_id for t in ts] for p, ts in groups.items()} == {
-        "ETH/USD": [10, 11],
-        "BTC/USD": [500],
-    }
-
-
-@given(st.lists(st.integers(1, 60), max_size=80))
-def test_sequencer_never_publishes_a_trade_id_twice(ids: list[int]) -> None:
-    seq = TradeSequencer()
-    published: list[int] = []
-    for start in range(0, len(ids), 7):
-        batch = sorted((make_trade(i) for i in ids[start : start + 7]), key=lambda t: t.trade_id)
-        result = seq.accept("BTC/USD", batch, stop_at_gap=False)
-        published += [t.trade_id for t in result.fresh]
-    assert len(published) == len(set(published))
-    assert published == sorted(published)
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:

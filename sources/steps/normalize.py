@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .trade import parse_timestamp_ms
+from ..kraken.trade import parse_timestamp_ms
 
 __all__ = ["normalize_trade", "normalize_trades"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from quixstreams.dataframe import StreamingDataFrame
 
-from .kraken.config import ConfigError
+from .settings import ConfigError
 
 __all__ = ["Transform", "apply_transforms", "load_transforms"]
 

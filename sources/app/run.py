@@ -8,7 +8,7 @@ from collections.abc import Callable
 from quixstreams import Application
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
-from .broker import wait_for_broker
+from ..broker import wait_for_broker
 
 __all__ = ["run_application"]
 

@@ -1,0 +1,1 @@
+"""The pipelines as applications: settings, running an Application, user transforms."""

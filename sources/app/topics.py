@@ -1,0 +1,59 @@
+"""Topic settings the pipelines create, and a check of topics that exist already."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+__all__ = ["retention_config", "warn_if_retention_short"]
+
+logger = logging.getLogger(__name__)
+
+
+def retention_config(retention_ms: int) -> dict[str, str]:
+    """Explicit retention (-1: forever). Tansu reports only the configs a topic was created
+    with, and Quix Streams derives changelog configs from the input topic's retention."""
+    return {"retention.ms": str(retention_ms), "retention.bytes": "-1"}
+
+
+def warn_if_retention_short(
+    broker_config: dict[str, str], topic: str, retention_ms: int, *, timeout: float = 10.0
+) -> int | None:
+    """Warn when an existing `topic` keeps records for less than `retention_ms` (-1: forever).
+
+    Quix Streams never changes a topic that exists, so a topic made by an older version (or
+    by hand) keeps its own retention. Returns the topic's retention.ms, None if unknown.
+    """
+    admin = AdminClient({**broker_config, "log_level": 0})
+    try:
+        if topic not in admin.list_topics(timeout=timeout).topics:
+            return None
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        configs = admin.describe_configs([resource])[resource].result(timeout=timeout)
+    except (KafkaException, ValueError) as exc:
+        logger.debug("Could not read the configuration of %s: %s", topic, exc)
+        return None
+    entry = configs.get("retention.ms")
+    if entry is None or entry.value is None:
+        return None
+    actual = int(entry.value)
+    if _shorter(actual, retention_ms):
+        logger.warning(
+            "Topic %s exists with retention.ms=%d, less than the configured %s: records older "
+            "than that will be deleted (change it on the broker, e.g. `rpk topic alter-config "
+            "%s --set retention.ms=%d`)",
+            topic,
+            actual,
+            "forever" if retention_ms < 0 else f"{retention_ms} ms",
+            topic,
+            retention_ms,
+        )
+    return actual
+
+
+def _shorter(actual: int, wanted: int) -> bool:
+    if wanted < 0:
+        return actual >= 0
+    return 0 <= actual < wanted

@@ -1,0 +1,1 @@
+"""Dataframe steps of the pipelines."""
