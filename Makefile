@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint demo candles bench clean
+.PHONY: setup run test test-unit test-fast lint demo candles bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ run: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+## The fast tiers while you work: unit (seconds), then unit + component.
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test-fast: setup
+	$(PY) -m pytest tests/unit tests/component -q
 
 lint: setup
 	$(PY) -m ruff check .

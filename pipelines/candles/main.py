@@ -14,22 +14,28 @@ in its folder (settings: see README).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 # `quix run` and Quix Cloud start this file from its own folder, without the repository on
 # PYTHONPATH: put the nearest folder that holds the shared `sources` package on sys.path.
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(p) for p in (_HERE, *_HERE.parents) if (p / "sources").is_dir()][:1]
+# Quix Streams imports authlib, which warns about httpx at every start (and forces its own
+# warnings to show at import): not ours to act on, so silenced after that import.
+with contextlib.suppress(ImportError):
+    import authlib.deprecate  # noqa: F401
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 import logging
-import os
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 
-from sources.app.run import run_application
+from sources.app.run import broker_address, run_application
 from sources.app.settings import ConfigError
 from sources.broker import BrokerUnavailable
 from sources.candles import (
@@ -102,7 +108,7 @@ def _keep_trades(stats: CandleStats):
 def make_application(settings: CandlesSettings) -> Application:
     """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
     return Application(
-        broker_address=None if os.environ.get("Quix__Sdk__Token") else settings.broker_address,
+        broker_address=broker_address(settings.broker_address),
         consumer_group=settings.consumer_group,
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,

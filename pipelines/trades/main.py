@@ -9,16 +9,22 @@ in its folder (settings: see README).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 # `quix run` and Quix Cloud start this file from its own folder, without the repository on
 # PYTHONPATH: put the nearest folder that holds the shared `sources` package on sys.path.
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(p) for p in (_HERE, *_HERE.parents) if (p / "sources").is_dir()][:1]
+# Quix Streams imports authlib, which warns about httpx at every start (and forces its own
+# warnings to show at import): not ours to act on, so silenced after that import.
+with contextlib.suppress(ImportError):
+    import authlib.deprecate  # noqa: F401
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 import logging
-import os
 from collections.abc import Sequence
 
 from quixstreams import Application
@@ -26,7 +32,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
-from sources.app.run import run_application
+from sources.app.run import broker_address, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
 from sources.app.topics import retention_config, warn_if_retention_short
 from sources.app.transforms import Transform, apply_transforms, load_transforms
@@ -140,7 +146,7 @@ PRODUCER_EXTRA_CONFIG: dict[str, str | int] = {
 def make_application(settings: TradesSettings) -> Application:
     """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
     return Application(
-        broker_address=None if _on_quix_cloud() else settings.broker_address,
+        broker_address=broker_address(settings.broker_address),
         consumer_group=settings.consumer_group,
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
@@ -167,14 +173,10 @@ def _transaction_config(settings: TradesSettings) -> dict[str, str | int]:
     }
 
 
-def _on_quix_cloud() -> bool:
-    return bool(os.environ.get("Quix__Sdk__Token"))
-
-
 def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker | None:
     """Start Tansu on the configured loopback port when nothing answers there."""
     address = settings.broker_address
-    if settings.embedded_broker != "auto" or _on_quix_cloud() or not is_loopback(address):
+    if settings.embedded_broker != "auto" or on_quix_cloud() or not is_loopback(address):
         return None
     if broker_reachable(address):
         return None
@@ -223,8 +225,9 @@ def main() -> int:
         logger.error("Configuration error: %s", exc)
         return EXIT_CONFIG
     history = HistoryEnd() if settings.backfill_only else None
-    broker = _start_embedded_broker_if_needed(settings)
+    broker = None
     try:
+        broker = _start_embedded_broker_if_needed(settings)
         run(settings, transforms, history)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..kraken.config import ConfigError, parse_pairs
+from .variables import TRADES
 
 __all__ = [
     "ConfigError",
@@ -136,67 +137,57 @@ class TradesSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
         """Read and validate every setting; raises `ConfigError` naming the first bad one."""
         env = env_lookup(environ)
-        defaults = cls()
 
-        def text(name: str, default: str) -> str:
-            value = env.get(name, "").strip()
-            return value or default
+        defaults_text = {v.name.lower(): v.default for v in TRADES}
 
-        url = text("kraken_ws_url", defaults.kraken_ws_url)
+        def text(name: str) -> str:
+            return env.get(name, "").strip() or defaults_text[name]
+
+        url = text("kraken_ws_url")
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"kraken_ws_url: expected a ws:// or wss:// URL, got {url!r}")
-        rest_url = text("kraken_rest_url", defaults.kraken_rest_url)
+        rest_url = text("kraken_rest_url")
         if not rest_url.startswith(("http://", "https://")):
             raise ConfigError(f"kraken_rest_url: expected an http(s):// URL, got {rest_url!r}")
-        since = text("backfill_since", "")
+        since = text("backfill_since")
         backfill_since_ns = parse_since(since) if since else None
-        backfill_only = parse_bool(text("backfill_only", "false"), setting="backfill_only")
+        backfill_only = parse_bool(text("backfill_only"), setting="backfill_only")
         if backfill_only and backfill_since_ns is None:
             raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
-        output = text("output", defaults.output)
+        output = text("output")
         if not re.match(r"^[A-Za-z0-9._-]+$", output):
             raise ConfigError(f"output: {output!r} is not a valid topic name")
         return cls(
-            broker_address=text("quix__broker__address", defaults.broker_address),
+            broker_address=text("quix__broker__address"),
             output=output,
-            pairs=parse_pairs(text("pairs", ",".join(defaults.pairs))),
+            pairs=parse_pairs(text("pairs")),
             kraken_ws_url=url,
-            snapshot=parse_bool(text("snapshot", "true"), setting="snapshot"),
+            snapshot=parse_bool(text("snapshot"), setting="snapshot"),
             heartbeat_timeout=parse_seconds(
-                text("heartbeat_timeout", str(defaults.heartbeat_timeout)),
+                text("heartbeat_timeout"),
                 setting="heartbeat_timeout",
             ),
-            stats_interval=parse_seconds(
-                text("stats_interval", str(defaults.stats_interval)), setting="stats_interval"
-            ),
-            consumer_group=text("quix__consumer_group", defaults.consumer_group),
+            stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
+            consumer_group=text("quix__consumer_group"),
             embedded_broker=parse_choice(
-                text("embedded_broker", defaults.embedded_broker),
+                text("embedded_broker"),
                 setting="embedded_broker",
                 choices=("auto", "never"),
             ),
-            loglevel=text("loglevel", defaults.loglevel).upper(),
+            loglevel=text("loglevel").upper(),
             kraken_rest_url=rest_url,
             backfill_since_ns=backfill_since_ns,
             backfill_only=backfill_only,
             processing_guarantee=parse_choice(
-                text("processing_guarantee", defaults.processing_guarantee),
+                text("processing_guarantee"),
                 setting="processing_guarantee",
                 choices=("at-least-once", "exactly-once"),
             ),
-            max_gap=parse_positive_int(text("max_gap", str(defaults.max_gap)), setting="max_gap"),
-            max_held=parse_positive_int(
-                text("max_held", str(defaults.max_held)), setting="max_held"
-            ),
-            repair_timeout=parse_seconds(
-                text("repair_timeout", str(defaults.repair_timeout)), setting="repair_timeout"
-            ),
-            repair_attempts=parse_positive_int(
-                text("repair_attempts", str(defaults.repair_attempts)), setting="repair_attempts"
-            ),
-            retention_ms=parse_retention(text("retention", "forever")),
-            broker_timeout=parse_seconds(
-                text("broker_timeout", str(defaults.broker_timeout)), setting="broker_timeout"
-            ),
-            transforms=text("transforms", ""),
+            max_gap=parse_positive_int(text("max_gap"), setting="max_gap"),
+            max_held=parse_positive_int(text("max_held"), setting="max_held"),
+            repair_timeout=parse_seconds(text("repair_timeout"), setting="repair_timeout"),
+            repair_attempts=parse_positive_int(text("repair_attempts"), setting="repair_attempts"),
+            retention_ms=parse_retention(text("retention")),
+            broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
+            transforms=text("transforms"),
         )

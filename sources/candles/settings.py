@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..app.settings import ConfigError, env_lookup, parse_seconds
+from ..app.variables import CANDLES
 
 __all__ = ["CandlesSettings", "ConfigError"]
 
@@ -56,33 +57,28 @@ class CandlesSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CandlesSettings:
         """Read and validate every setting; raises `ConfigError` naming the first bad one."""
         env = env_lookup(environ)
-        defaults = cls()
 
-        def text(name: str, default: object) -> str:
-            return env.get(name, "").strip() or str(default)
+        defaults_text = {v.name.lower(): v.default for v in CANDLES}
 
-        input_topic = parse_topic(text("input", defaults.input), setting="input")
-        output_topic = parse_topic(text("output", defaults.output), setting="output")
+        def text(name: str) -> str:
+            return env.get(name, "").strip() or defaults_text[name]
+
+        input_topic = parse_topic(text("input"), setting="input")
+        output_topic = parse_topic(text("output"), setting="output")
         if input_topic == output_topic:
             raise ConfigError(f"output: must differ from input, both are {input_topic!r}")
         return cls(
-            broker_address=text("quix__broker__address", defaults.broker_address),
-            consumer_group=text("quix__consumer_group", defaults.consumer_group),
+            broker_address=text("quix__broker__address"),
+            consumer_group=text("quix__consumer_group"),
             input=input_topic,
             output=output_topic,
-            candle_ms=parse_duration_ms(
-                text("candle_seconds", defaults.candle_ms / 1000), setting="candle_seconds"
-            ),
+            candle_ms=parse_duration_ms(text("candle_seconds"), setting="candle_seconds"),
             grace_ms=parse_duration_ms(
-                text("grace_seconds", defaults.grace_ms / 1000),
+                text("grace_seconds"),
                 setting="grace_seconds",
                 allow_zero=True,
             ),
-            stats_interval=parse_seconds(
-                text("stats_interval", defaults.stats_interval), setting="stats_interval"
-            ),
-            loglevel=text("loglevel", defaults.loglevel).upper(),
-            broker_timeout=parse_seconds(
-                text("broker_timeout", defaults.broker_timeout), setting="broker_timeout"
-            ),
+            stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
+            loglevel=text("loglevel").upper(),
+            broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
         )

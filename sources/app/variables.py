@@ -1,0 +1,131 @@
+"""The one list of each pipeline's settings: name, default, meaning.
+
+`app.yaml`, `quix.yaml`, the settings code and the README's configuration tables all say the
+same thing; `tests/unit/test_variables.py` holds them to this list, so a new setting goes
+everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CANDLES", "TRADES", "Variable"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of a pipeline.
+
+    :param name: its name (read case-insensitively).
+    :param default: the default, as text.
+    :param description: one line, as app.yaml and the README show it.
+    :param input_type: Quix's `inputType`: FreeText, InputTopic or OutputTopic.
+    :param cloud: offered in Quix Cloud (app.yaml, quix.yaml); False for local-only ones.
+    """
+
+    name: str
+    default: str
+    description: str
+    input_type: str = "FreeText"
+    cloud: bool = True
+
+
+TRADES: tuple[Variable, ...] = (
+    Variable(
+        "output",
+        "trades",
+        "Topic the trades are written to (JSON, keyed by pair, event time)",
+        "OutputTopic",
+    ),
+    Variable("pairs", "BTC/USD,ETH/USD", "Comma-separated Kraken v2 symbols, e.g. BTC/USD,ETH/USD"),
+    Variable("kraken_ws_url", "wss://ws.kraken.com/v2", "Kraken WebSocket API v2 endpoint"),
+    Variable(
+        "snapshot",
+        "true",
+        "Ask for the last 50 trades per pair on every (re)subscribe (true/false)",
+    ),
+    Variable(
+        "heartbeat_timeout", "10", "Seconds without any message before the connection is reopened"
+    ),
+    Variable(
+        "kraken_rest_url", "https://api.kraken.com", "Kraken REST API, to repair gaps and backfill"
+    ),
+    Variable(
+        "backfill_since",
+        "",
+        "Also publish history from this point on: a duration (7d, 12h, 30m) or an ISO-8601 time",
+    ),
+    Variable(
+        "backfill_only",
+        "false",
+        "With backfill_since: publish the history up to now, then exit (0 only if complete)",
+    ),
+    Variable("max_gap", "50000", "Largest gap (in trades) repaired from REST; beyond it, logged"),
+    Variable(
+        "max_held",
+        "100000",
+        "Most live trades held per pair behind a repair; past it REST fetches them instead",
+    ),
+    Variable("repair_timeout", "60", "Seconds a REST page may take before that attempt fails"),
+    Variable(
+        "repair_attempts",
+        "5",
+        "Failed REST attempts in a row (with backoff) before a gap is given up (ERROR)",
+    ),
+    Variable(
+        "retention",
+        "forever",
+        "How long the output topic keeps trades, for new topics: forever, or e.g. 30d",
+    ),
+    Variable(
+        "processing_guarantee",
+        "at-least-once",
+        "at-least-once or exactly-once (see README, Delivery guarantees)",
+    ),
+    Variable(
+        "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
+    ),
+    Variable("stats_interval", "30", "Seconds between two summary lines in the log"),
+    Variable("transforms", "", "Your dataframe steps, comma-separated module:function"),
+    Variable(
+        "Quix__Consumer_Group",
+        "kraken-trades",
+        "Consumer group, and prefix of the state's changelog topics: one per deployment",
+    ),
+    Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR"),
+    Variable(
+        "Quix__Broker__Address",
+        "localhost:19092",
+        "Broker address (outside Quix Cloud, where the platform connects the app)",
+        cloud=False,
+    ),
+    Variable(
+        "embedded_broker",
+        "auto",
+        "auto: start an in-memory broker when nothing answers on a loopback address; never",
+        cloud=False,
+    ),
+)
+
+CANDLES: tuple[Variable, ...] = (
+    Variable("input", "trades", "Topic of the trades", "InputTopic"),
+    Variable("output", "candles", "Topic the candles are written to", "OutputTopic"),
+    Variable("candle_seconds", "60", "Length of a candle in seconds"),
+    Variable("grace_seconds", "10", "Seconds a window waits for late trades"),
+    Variable("stats_interval", "30", "Seconds between two summary lines in the log"),
+    Variable(
+        "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
+    ),
+    Variable(
+        "Quix__Consumer_Group",
+        "kraken-candles",
+        "Consumer group, and prefix of the state's changelog topics: one per deployment",
+    ),
+    Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR"),
+    Variable(
+        "Quix__Broker__Address",
+        "localhost:19092",
+        "Broker address (outside Quix Cloud, where the platform connects the app)",
+        cloud=False,
+    ),
+)

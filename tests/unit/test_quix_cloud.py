@@ -1,0 +1,35 @@
+"""Quix Cloud's token against `Quix__Broker__Address`: the token wins."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from quixstreams import Application
+
+from sources.app.run import broker_address
+
+
+def test_without_a_token_the_configured_address_is_used() -> None:
+    environ = {"Quix__Broker__Address": "redpanda:9092"}
+    assert broker_address("redpanda:9092", environ) == "redpanda:9092"
+    assert environ == {"Quix__Broker__Address": "redpanda:9092"}
+
+
+def test_with_a_token_the_address_is_dropped_and_said_so(caplog: pytest.LogCaptureFixture) -> None:
+    environ = {"Quix__Sdk__Token": "sdk-123", "Quix__Broker__Address": "localhost:19092"}
+    with caplog.at_level(logging.WARNING):
+        assert broker_address("localhost:19092", environ) is None
+    assert "Quix__Broker__Address" not in environ  # Quix Streams would read it otherwise
+    assert "is ignored" in caplog.text
+
+
+def test_quix_streams_then_takes_its_cloud_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the decision rests on: Quix Streams reads the variable itself, and an address
+    (given or from the environment) turns the Cloud configuration off."""
+    monkeypatch.setenv("Quix__Sdk__Token", "sdk-123")
+    monkeypatch.setenv("Quix__Broker__Address", "localhost:19092")
+    app = Application(broker_address=None, consumer_group="g")
+    assert app.config.broker_address.bootstrap_servers == "localhost:19092"  # token ignored
+    monkeypatch.delenv("Quix__Broker__Address")
+    assert broker_address("localhost:19092") is None
