@@ -14,20 +14,16 @@ in its folder (settings: see README).
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import warnings
 from pathlib import Path
 
 # `quix run` and Quix Cloud start this file from its own folder, without the repository on
 # PYTHONPATH: put the nearest folder that holds the shared `sources` package on sys.path.
 _HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(p) for p in (_HERE, *_HERE.parents) if (p / "sources").is_dir()][:1]
-# Quix Streams imports authlib, which warns about httpx at every start (and forces its own
-# warnings to show at import): not ours to act on, so silenced after that import.
-with contextlib.suppress(ImportError):
-    import authlib.deprecate  # noqa: F401
-warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+from sources.app.startup import quiet_third_party_warnings
+
+quiet_third_party_warnings()
 
 import logging
 

@@ -30,6 +30,28 @@ class Variable:
     cloud: bool = True
 
 
+# shared by both pipelines
+STATS_INTERVAL = Variable("stats_interval", "30", "Seconds between two summary lines in the log")
+BROKER_TIMEOUT = Variable(
+    "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
+)
+LOGLEVEL = Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR")
+BROKER_ADDRESS = Variable(
+    "Quix__Broker__Address",
+    "localhost:19092",
+    "Broker address (outside Quix Cloud, where the platform connects the app)",
+    cloud=False,
+)
+
+
+def consumer_group(default: str) -> Variable:
+    return Variable(
+        "Quix__Consumer_Group",
+        default,
+        "Consumer group, and prefix of the state's changelog topics: one per deployment",
+    )
+
+
 TRADES: tuple[Variable, ...] = (
     Variable(
         "output",
@@ -82,23 +104,12 @@ TRADES: tuple[Variable, ...] = (
         "at-least-once",
         "at-least-once or exactly-once (see README, Delivery guarantees)",
     ),
-    Variable(
-        "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
-    ),
-    Variable("stats_interval", "30", "Seconds between two summary lines in the log"),
+    BROKER_TIMEOUT,
+    STATS_INTERVAL,
     Variable("transforms", "", "Your dataframe steps, comma-separated module:function"),
-    Variable(
-        "Quix__Consumer_Group",
-        "kraken-trades",
-        "Consumer group, and prefix of the state's changelog topics: one per deployment",
-    ),
-    Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR"),
-    Variable(
-        "Quix__Broker__Address",
-        "localhost:19092",
-        "Broker address (outside Quix Cloud, where the platform connects the app)",
-        cloud=False,
-    ),
+    consumer_group("kraken-trades"),
+    LOGLEVEL,
+    BROKER_ADDRESS,
     Variable(
         "embedded_broker",
         "auto",
@@ -112,20 +123,9 @@ CANDLES: tuple[Variable, ...] = (
     Variable("output", "candles", "Topic the candles are written to", "OutputTopic"),
     Variable("candle_seconds", "60", "Length of a candle in seconds"),
     Variable("grace_seconds", "10", "Seconds a window waits for late trades"),
-    Variable("stats_interval", "30", "Seconds between two summary lines in the log"),
-    Variable(
-        "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
-    ),
-    Variable(
-        "Quix__Consumer_Group",
-        "kraken-candles",
-        "Consumer group, and prefix of the state's changelog topics: one per deployment",
-    ),
-    Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR"),
-    Variable(
-        "Quix__Broker__Address",
-        "localhost:19092",
-        "Broker address (outside Quix Cloud, where the platform connects the app)",
-        cloud=False,
-    ),
+    STATS_INTERVAL,
+    BROKER_TIMEOUT,
+    consumer_group("kraken-candles"),
+    LOGLEVEL,
+    BROKER_ADDRESS,
 )
