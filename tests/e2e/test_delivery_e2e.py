@@ -35,22 +35,24 @@ def test_two_pairs_multi_day_history_then_live_loses_neither(broker: str, tmp_pa
     from its creation, so it was abandoned after `repair_timeout` and never published."""
     market = Market(PAIRS, seed=21)
     market.seed_history(count_per_pair=6000, span_seconds=2 * DAY)  # 6 pages per pair
-    with KrakenSimulator(market, rate=10.0, batch=2, heartbeat_interval=0.5) as kraken:
-        env = {"backfill_since": "3d", "repair_timeout": "4"}
-        with trades_pipeline(broker, kraken, tmp_path, **env) as pipeline:
-            for pair in PAIRS:
-                pipeline.wait_for_log(rf"History of {re.escape(pair)} complete", timeout=120)
-            target = wait_for_trades(market, 5)
-            records = consume(
-                broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=90
-            )
-            assert pipeline.stop() == 0
-            log = pipeline.log
+    env = {"backfill_since": "3d", "repair_timeout": "4"}
+    with (
+        KrakenSimulator(market, rate=10.0, batch=2, heartbeat_interval=0.5) as kraken,
+        trades_pipeline(broker, kraken, tmp_path, **env) as pipeline,
+    ):
+        wait_for_subscriptions(pipeline, 1, timeout=60)
+        target = wait_for_trades(market, 5)
+        records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=120)
+        assert pipeline.stop() == 0
+        log = pipeline.log
     ids = by_pair(records)
-    assert_contiguous_without_duplicates(ids)
     for pair in PAIRS:
-        assert ids[pair][0] == market.history(pair)[0].trade_id, pair  # the whole history
-        assert ids[pair][-1] >= target[pair]
+        history = [t.trade_id for t in market.history(pair) if t.trade_id <= target[pair]]
+        delivered = [i for i in ids[pair] if i <= target[pair]]
+        print(
+            f"SCENARIO two-pair-history {pair}: expected={len(history)} delivered={len(delivered)}"
+        )
+        assert delivered == history, f"{pair}: {len(history) - len(set(delivered))} trades missing"
     assert "not repaired" not in log and "given up" not in log
 
 
