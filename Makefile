@@ -1,44 +1,49 @@
-# The README's commands. Each one sets up .venv first (idempotent).
+# The README's commands. Each one sets up .venv first (idempotent), with what it needs:
+# `run` the pipeline and the embedded broker, `demo` the simulator too, `test` the test tools,
+# `bench` the benchmark's.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup run test test-unit test-fast lint demo candles bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+
+# one stamp per set of extras; each is redone when pyproject.toml changes
+$(VENV)/.installed-%: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[$*]'
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed-local
 
 ## Run the trades pipeline against live Kraken (starts an in-memory broker if none answers).
-run: setup
+run: $(VENV)/.installed-local
 	$(PY) pipelines/trades/main.py
 
 ## Lint and run the whole test suite against a real broker and the Kraken simulator.
-test: setup
+test: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 ## The fast tiers while you work: unit (seconds), then unit + component.
-test-unit: setup
+test-unit: $(VENV)/.installed-test
 	$(PY) -m pytest tests/unit -q
 
-test-fast: setup
+test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest tests/unit tests/component -q
 
-lint: setup
+lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 ## Offline demo: simulator + broker + pipeline, printing the output topic.
-demo: setup
+demo: $(VENV)/.installed-simulator $(VENV)/.installed-local
 	$(PY) -m simulator.demo
 
 ## Benchmark: the pipeline vs a direct loop vs the producer ceiling (writes bench/results/latest.md).
-bench: setup
+bench: $(VENV)/.installed-bench
 	$(PY) -m bench
 
 clean:

@@ -49,6 +49,14 @@ READ_TIMEOUT = 1.0  # seconds: how often the loop looks at `self.running` when a
 READ_TIMEOUT_REPAIRING = 0.05  # while REST pages come in, act on them promptly
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions
 END_OF_BACKFILL_HEADER = "kraken-trades-end-of-backfill"
+# The source's producer: not idempotent, one request in flight. Quix Streams makes every
+# producer idempotent; librdkafka (<= 2.15) then busy-polls its broker thread whenever five
+# messages of a partition are in flight, i.e. whenever a round trip outlasts linger.ms (a slow
+# or loaded broker): CPU that grows with the broker's latency. Without idempotence, one
+# request in flight keeps the order across retries, and the duplicates a retry may write are
+# dropped by the dataframe's dedupe step. (Quix never makes a source's producer
+# transactional, so this holds in both processing modes.)
+SOURCE_PRODUCER_CONFIG = {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
 
 
 class HistoryIncomplete(RuntimeError):
@@ -161,6 +169,7 @@ class KrakenTradesSource(StatefulSource):
         """Stream (or, with `backfill_only`, fetch the history); return only when stopped."""
         _log_like_quixstreams()
         _release_recovery_consumer()
+        _tune_producer(self.producer, SOURCE_PRODUCER_CONFIG)
         self.feed = Feed(self.feed_config, restore_positions(self.state, self.pairs))
         self.session_stats = SessionStats()
         self.bad_rows = 0
@@ -340,6 +349,20 @@ def _log_like_quixstreams() -> None:
             package.addHandler(handler)
         package.setLevel(quix.level)
         package.propagate = False
+
+
+def _tune_producer(producer: object, settings: dict[str, object]) -> None:
+    """Give this source's producer its own settings before it connects.
+
+    Quix Streams (3.28) builds every producer from the application's one producer config and
+    creates the librdkafka client on first use; until then its settings can still change.
+    """
+    client = getattr(producer, "_producer", None)  # InternalProducer -> kafka.Producer
+    config = getattr(client, "_producer_config", None)
+    if not isinstance(config, dict) or getattr(client, "_inner_producer", True) is not None:
+        logger.warning("Could not apply the source's producer settings %s", settings)
+        return
+    config.update(settings)
 
 
 def _release_recovery_consumer() -> None:
