@@ -35,6 +35,7 @@ BASE_PRODUCER_CONFIG: dict[str, Any] = {"enable.idempotence": True, "partitioner
 # it has no simulator to record send times.
 SENT_HEADER = "bench-sent-ns"
 
+
 def timestamp_ms(timestamp: str) -> int:
     """`2023-09-25T07:49:37.708706Z` -> epoch milliseconds, in integer arithmetic."""
     return parse_timestamp_ms(timestamp)
