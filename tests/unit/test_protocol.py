@@ -231,3 +231,29 @@ def test_fast_and_checked_validation_agree(
         except InvalidTrade:
             outcomes.append(InvalidTrade)
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    ("oddity", "rejected"),
+    [
+        (b'"price":NaN', 1),  # not JSON for orjson
+        (b'"price":1e999', 1),  # beyond a double: inf
+        (b'"price":-Infinity', 1),
+        (b'"side":"b\xffy"', 1),  # invalid UTF-8 inside a field of one trade
+        (b'"misc":NaN', 0),  # an oddity in a field nobody reads costs nothing
+    ],
+)
+def test_a_strict_json_oddity_costs_only_the_trade_that_carries_it(
+    oddity: bytes, rejected: int
+) -> None:
+    """Failure 7: a NaN, 1e999 or invalid UTF-8 anywhere used to lose the whole frame."""
+    good = [orjson.dumps(trade(trade_id=i)) for i in (1, 3)]
+    field = oddity.split(b'"')[1].decode()
+    fields = {k: v for k, v in trade(trade_id=2).items() if k != field}
+    odd = orjson.dumps(fields)[:-1] + b"," + oddity + b"}"
+    raw = b'{"channel":"trade","type":"update","data":[' + b",".join([good[0], odd, good[1]])
+    events = parse_frame(raw + b"]}")
+    [batch] = [e for e in events if isinstance(e, TradeBatch)]
+    expected = [1, 3] if rejected else [1, 2, 3]
+    assert [t.trade_id for t in batch.trades] == expected
+    assert len([e for e in events if isinstance(e, Malformed)]) == rejected
