@@ -12,8 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from sources.app.startup import quiet_third_party_warnings
 from sources.broker import EmbeddedBroker
 from tests.support.kafka import filters_aborted_transactions, free_port
+
+quiet_third_party_warnings()  # before any test module imports Quix Streams
 
 TIERS = ("unit", "component", "e2e")
 

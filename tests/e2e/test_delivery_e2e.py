@@ -151,6 +151,7 @@ def test_a_server_that_acks_then_drops_gets_a_growing_backoff(broker: str, tmp_p
         assert pipeline.stop() == 0
         log = pipeline.log
     attempts = [int(n) for n in re.findall(r"reconnecting in [\d.]+ s \(attempt (\d+)\)", log)]
+    print(f"SCENARIO flapping: {connections} connections in {elapsed:.0f} s, attempts {attempts}")
     assert attempts == list(range(1, len(attempts) + 1)), attempts  # never started over
     # full jitter over ceilings 1, 2, 4, 8, 16 s: about 5 connections in 25 s, not 25+
     assert connections <= 9, f"{connections} connections in {elapsed:.0f} s"
