@@ -6,7 +6,9 @@ import logging
 import os
 from collections.abc import Callable, MutableMapping
 
+from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
+from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from ..broker import wait_for_broker
@@ -62,10 +64,34 @@ def run_application(
     wait_for_broker(app.config.broker_address.as_librdkafka_dict(), broker_timeout)
     build(app)
     try:
-        app.run()
+        _run(app)
     except InvalidStoreChangelogOffset:
         logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
         app.clear_state()
         app = make_app()
         build(app)
+        _run(app)
+
+
+def _run(app: Application) -> None:
+    try:
         app.run()
+    except PartitionAssignmentError as exc:
+        if not interrupted_by_shutdown(exc):
+            raise
+        logger.info("A partition assignment was cut short by the shutdown: nothing to do")
+
+
+def interrupted_by_shutdown(exc: BaseException) -> bool:
+    """True for an error raised because the Kafka client was being closed.
+
+    A consumer group rebalance that completes while the application closes (after a broker
+    outage, say) runs its assignment callback on a client being destroyed; Quix Streams then
+    raises `PartitionAssignmentError` from `_DESTROY`. Nothing was assigned or processed, so
+    the stop is still clean.
+    """
+    cause = exc.__cause__
+    if not isinstance(cause, KafkaException) or not cause.args:
+        return False
+    error = cause.args[0]
+    return isinstance(error, KafkaError) and error.code() == KafkaError._DESTROY

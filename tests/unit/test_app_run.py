@@ -1,4 +1,4 @@
-"""Quix Cloud's token against `Quix__Broker__Address`: the token wins."""
+"""Running an Application: the Quix token wins over Quix__Broker__Address; clean stops."""
 
 from __future__ import annotations
 
@@ -33,3 +33,25 @@ def test_quix_streams_then_takes_its_cloud_configuration(monkeypatch: pytest.Mon
     assert app.config.broker_address.bootstrap_servers == "localhost:19092"  # token ignored
     monkeypatch.delenv("Quix__Broker__Address")
     assert broker_address("localhost:19092") is None
+
+
+def test_an_assignment_cut_short_by_the_shutdown_is_recognised() -> None:
+    """After a broker outage a rebalance may complete while the app closes; Quix Streams then
+    raises PartitionAssignmentError from the destroyed client: that stop is still clean."""
+    from confluent_kafka import KafkaError, KafkaException
+    from quixstreams.exceptions import PartitionAssignmentError
+
+    from sources.app.run import interrupted_by_shutdown
+
+    def raised(code: int) -> PartitionAssignmentError:
+        try:
+            try:
+                raise KafkaException(KafkaError(code, "Failed to get committed offsets"))
+            except KafkaException as cause:
+                raise PartitionAssignmentError("Error during partition assignment") from cause
+        except PartitionAssignmentError as exc:
+            return exc
+
+    assert interrupted_by_shutdown(raised(KafkaError._DESTROY))
+    assert not interrupted_by_shutdown(raised(KafkaError._TRANSPORT))
+    assert not interrupted_by_shutdown(PartitionAssignmentError("no cause"))
