@@ -77,9 +77,15 @@ def _run(app: Application) -> None:
     try:
         app.run()
     except PartitionAssignmentError as exc:
-        if not interrupted_by_shutdown(exc):
+        if not (interrupted_by_shutdown(exc) and _stopped_on_request(app)):
             raise
         logger.info("A partition assignment was cut short by the shutdown: nothing to do")
+
+
+def _stopped_on_request(app: Application) -> bool:
+    """The application was asked to stop (a signal), rather than stopped by a failure."""
+    stop_event = getattr(app, "_stop_event", None)
+    return bool(stop_event and stop_event.is_set()) and not getattr(app, "_failed", True)
 
 
 def interrupted_by_shutdown(exc: BaseException) -> bool:
