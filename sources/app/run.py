@@ -8,6 +8,7 @@ from collections.abc import Callable, MutableMapping
 
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
+from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
@@ -16,6 +17,7 @@ from ..broker import wait_for_broker
 __all__ = ["broker_address", "on_quix_cloud", "run_application"]
 
 QUIX_TOKEN = "Quix__Sdk__Token"
+MAX_RESTARTS = 3  # in-process restarts after the consumer lost its group
 QUIX_BROKER = "Quix__Broker__Address"
 
 
@@ -56,21 +58,40 @@ def run_application(
     Quix Streams creates its topics when the app starts, hence the wait. When the local
     state is ahead of what the broker says its changelog holds (a deleted changelog, or a
     broker that misreports watermarks of compacted topics, as Tansu does), the changelog
-    is the source of truth: the local copy is dropped and recovered from it.
+    is the source of truth: the local copy is dropped and recovered from it. When the consumer
+    lost its group (a broker outage longer than the session timeout), the application starts
+    over in this process, up to `MAX_RESTARTS` times.
 
     :raises BrokerUnavailable: when no broker answers within `broker_timeout` seconds.
     """
     app = make_app()
     wait_for_broker(app.config.broker_address.as_librdkafka_dict(), broker_timeout)
     build(app)
-    try:
-        _run(app)
-    except InvalidStoreChangelogOffset:
-        logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
-        app.clear_state()
+    restarts, cleared = 0, False
+    while True:
+        try:
+            _run(app)
+            return
+        except InvalidStoreChangelogOffset:
+            if cleared:
+                raise
+            cleared = True
+            logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
+            app.clear_state()
+        except (CheckpointConsumerCommitError, PartitionAssignmentError) as exc:
+            # after a broker outage longer than the session timeout the group forgot this
+            # member: start over from the committed offsets (the dedupe step drops replays)
+            if restarts >= MAX_RESTARTS:
+                raise
+            restarts += 1
+            logger.warning(
+                "The consumer lost its group (%s): restarting the application (%d of %d)",
+                exc,
+                restarts,
+                MAX_RESTARTS,
+            )
         app = make_app()
         build(app)
-        _run(app)
 
 
 def _run(app: Application) -> None:

@@ -307,10 +307,10 @@ def test_broker_away_mid_stream_then_back_loses_nothing(
             with trades_pipeline(address, kraken, tmp_path, broker_timeout="60") as pipeline:
                 wait_for_subscriptions(pipeline, 1)
                 first = {p: i - 10 for p, i in wait_for_trades(market, 10).items()}
-                # the broker is unreachable: ~120 trades per pair meanwhile, 4 s, under the
-                # consumer's session timeout (6 s): longer means a rebalance on its return
+                # the broker is unreachable for ~8 s (~240 trades per pair), longer than the
+                # consumer's session timeout (6 s): the group has forgotten it on its return
                 proxy.cut()
-                wait_for_trades(market, 120)
+                wait_for_trades(market, 240)
                 proxy.restore()
                 target = wait_for_trades(market, 20)
                 records = consume(
