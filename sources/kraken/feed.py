@@ -361,10 +361,15 @@ class Feed:
             self._gap(lane, trade, now)
         self._flush(lane, fresh, position)
 
-    def _flush(self, lane: Lane, fresh: list[Trade], position: tuple[int, int] | None) -> None:
+    def _flush(
+        self, lane: Lane, fresh: list[Trade], position: tuple[int, int] | None, origin: str = "ws"
+    ) -> None:
+        """Publish `fresh` (contiguous after the lane's position) and move the position."""
         if fresh:
             lane.position = position
-            self._publish(lane.pair, fresh, "ws")
+            if origin == "rest":
+                self.stats.from_rest += len(fresh)
+            self._publish(lane.pair, fresh, origin)
 
     def _gap(self, lane: Lane, trade: Trade, now: float) -> None:
         """`trade` leaps past the lane's position: hold it and fetch what is missing."""
@@ -437,19 +442,13 @@ class Feed:
                 reached = True
                 break
             if position is not None and trade_id > position[0] + 1:
-                self._flush_rest(lane, fresh, position)
+                self._flush(lane, fresh, position, "rest")
                 fresh = []
                 self._hole(lane, position[0] + 1, trade_id - 1, "Kraken REST does not have them")
             fresh.append(trade)
             position = (trade_id, trade.timestamp_ms)
-        self._flush_rest(lane, fresh, position)
+        self._flush(lane, fresh, position, "rest")
         return reached or (until is not None and position is not None and position[0] >= until)
-
-    def _flush_rest(self, lane: Lane, fresh: list[Trade], position: tuple[int, int] | None) -> None:
-        if fresh:
-            lane.position = position
-            self.stats.from_rest += len(fresh)
-            self._publish(lane.pair, fresh, "rest")
 
     def _finish(self, lane: Lane, repair: Repair, now: float) -> None:
         """The repair is over: close what is still missing, then release the held trades."""
