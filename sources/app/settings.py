@@ -99,6 +99,36 @@ def parse_positive_int(raw: str, *, setting: str) -> int:
     return value
 
 
+def parse_int_range(raw: str, *, setting: str, low: int, high: int) -> int:
+    """A whole number from `low` to `high` (inclusive)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{setting}: must be from {low} to {high}, got {raw!r}")
+    return value
+
+
+def parse_port(raw: str, *, setting: str) -> int:
+    """A TCP port, or 0 for off."""
+    return parse_int_range(raw, setting=setting, low=0, high=65535)
+
+
+def parse_seconds_or_never(raw: str, *, setting: str) -> float | None:
+    """A number of seconds > 0, or 0 for never (None)."""
+    if raw.strip() in ("0", "0.0"):
+        return None
+    return parse_seconds(raw, setting=setting)
+
+
+def parse_topic_name(raw: str, *, setting: str) -> str:
+    """A Kafka topic name (letters, digits, `.`, `_`, `-`)."""
+    if not re.match(r"^[A-Za-z0-9._-]+$", raw):
+        raise ConfigError(f"{setting}: {raw!r} is not a valid topic name")
+    return raw
+
+
 def parse_choice(raw: str, *, setting: str, choices: tuple[str, ...]) -> str:
     """One of `choices`, compared case-insensitively."""
     value = raw.strip().lower()
@@ -113,10 +143,16 @@ class TradesSettings:
 
     broker_address: str = "localhost:19092"
     output: str = "trades"
+    gaps_output: str = "gaps"
     pairs: tuple[str, ...] = ("BTC/USD", "ETH/USD")
+    shards: int = 1
+    shard: int = 0
     kraken_ws_url: str = "wss://ws.kraken.com/v2"
     snapshot: bool = True
     heartbeat_timeout: float = 10.0
+    max_pairs_per_connection: int = 100
+    subscribe_batch: int = 50
+    stale_after: float | None = 120.0
     stats_interval: float = 30.0
     consumer_group: str = "kraken-trades"
     embedded_broker: str = "auto"
@@ -129,7 +165,10 @@ class TradesSettings:
     max_held: int = 100_000
     repair_timeout: float = 60.0
     repair_attempts: int = 5
+    partitions: int = 3
     retention_ms: int = -1
+    decimal_strings: bool = False
+    metrics_port: int = 9108
     broker_timeout: float = 120.0
     transforms: str = ""
 
@@ -154,19 +193,30 @@ class TradesSettings:
         backfill_only = parse_bool(text("backfill_only"), setting="backfill_only")
         if backfill_only and backfill_since_ns is None:
             raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
-        output = text("output")
-        if not re.match(r"^[A-Za-z0-9._-]+$", output):
-            raise ConfigError(f"output: {output!r} is not a valid topic name")
+        output = parse_topic_name(text("output"), setting="output")
+        gaps_output = parse_topic_name(text("gaps_output"), setting="gaps_output")
+        if gaps_output == output:
+            raise ConfigError(f"gaps_output: must differ from output, both are {output!r}")
+        shards = parse_positive_int(text("shards"), setting="shards")
+        shard = parse_int_range(text("shard"), setting="shard", low=0, high=shards - 1)
         return cls(
             broker_address=text("quix__broker__address"),
             output=output,
+            gaps_output=gaps_output,
             pairs=parse_pairs(text("pairs")),
+            shards=shards,
+            shard=shard,
             kraken_ws_url=url,
             snapshot=parse_bool(text("snapshot"), setting="snapshot"),
             heartbeat_timeout=parse_seconds(
                 text("heartbeat_timeout"),
                 setting="heartbeat_timeout",
             ),
+            max_pairs_per_connection=parse_positive_int(
+                text("max_pairs_per_connection"), setting="max_pairs_per_connection"
+            ),
+            subscribe_batch=parse_positive_int(text("subscribe_batch"), setting="subscribe_batch"),
+            stale_after=parse_seconds_or_never(text("stale_after"), setting="stale_after"),
             stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
             consumer_group=text("quix__consumer_group"),
             embedded_broker=parse_choice(
@@ -187,7 +237,10 @@ class TradesSettings:
             max_held=parse_positive_int(text("max_held"), setting="max_held"),
             repair_timeout=parse_seconds(text("repair_timeout"), setting="repair_timeout"),
             repair_attempts=parse_positive_int(text("repair_attempts"), setting="repair_attempts"),
+            partitions=parse_positive_int(text("partitions"), setting="partitions"),
             retention_ms=parse_retention(text("retention")),
+            decimal_strings=parse_bool(text("decimal_strings"), setting="decimal_strings"),
+            metrics_port=parse_port(text("metrics_port"), setting="metrics_port"),
             broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
             transforms=text("transforms"),
         )

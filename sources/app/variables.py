@@ -59,7 +59,19 @@ TRADES: tuple[Variable, ...] = (
         "Topic the trades are written to (JSON, keyed by pair, event time)",
         "OutputTopic",
     ),
-    Variable("pairs", "BTC/USD,ETH/USD", "Comma-separated Kraken v2 symbols, e.g. BTC/USD,ETH/USD"),
+    Variable(
+        "gaps_output",
+        "gaps",
+        "Topic each gap that cannot be repaired is written to, once (JSON, keyed by pair)",
+        "OutputTopic",
+    ),
+    Variable(
+        "pairs",
+        "BTC/USD,ETH/USD",
+        "Comma-separated Kraken v2 symbols or patterns (BTC/USD, */USD, BTC/*), or all",
+    ),
+    Variable("shards", "1", "Deployments that split the pairs between them (see Scaling out)"),
+    Variable("shard", "0", "Which of the shards this deployment is: 0 .. shards-1"),
     Variable("kraken_ws_url", "wss://ws.kraken.com/v2", "Kraken WebSocket API v2 endpoint"),
     Variable(
         "snapshot",
@@ -68,6 +80,17 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "heartbeat_timeout", "10", "Seconds without any message before the connection is reopened"
+    ),
+    Variable(
+        "max_pairs_per_connection",
+        "100",
+        "Most pairs on one WebSocket connection; more pairs open more connections",
+    ),
+    Variable("subscribe_batch", "50", "Most symbols in one subscribe request"),
+    Variable(
+        "stale_after",
+        "120",
+        "Seconds without a trade before a pair's subscription is checked (resubscribe); 0: never",
     ),
     Variable(
         "kraken_rest_url", "https://api.kraken.com", "Kraken REST API, to repair gaps and backfill"
@@ -95,15 +118,26 @@ TRADES: tuple[Variable, ...] = (
         "Failed REST attempts in a row (with backoff) before a gap is given up (ERROR)",
     ),
     Variable(
+        "partitions",
+        "3",
+        "Partitions of the output and gaps topics when created; an existing one must match",
+    ),
+    Variable(
         "retention",
         "forever",
         "How long the output topic keeps trades, for new topics: forever, or e.g. 30d",
+    ),
+    Variable(
+        "decimal_strings",
+        "false",
+        "true: price and volume as exact decimal strings instead of JSON numbers",
     ),
     Variable(
         "processing_guarantee",
         "at-least-once",
         "at-least-once or exactly-once (see README, Delivery guarantees)",
     ),
+    Variable("metrics_port", "9108", "Port of /metrics, /healthz and /readyz; 0: off"),
     BROKER_TIMEOUT,
     STATS_INTERVAL,
     Variable("transforms", "", "Your dataframe steps, comma-separated module:function"),
@@ -123,6 +157,7 @@ CANDLES: tuple[Variable, ...] = (
     Variable("output", "candles", "Topic the candles are written to", "OutputTopic"),
     Variable("candle_seconds", "60", "Length of a candle in seconds"),
     Variable("grace_seconds", "10", "Seconds a window waits for late trades"),
+    Variable("metrics_port", "9109", "Port of /metrics, /healthz and /readyz; 0: off"),
     STATS_INTERVAL,
     BROKER_TIMEOUT,
     consumer_group("kraken-candles"),

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..app.settings import ConfigError, env_lookup, parse_seconds
+from ..app.settings import ConfigError, env_lookup, parse_port, parse_seconds
 from ..app.variables import CANDLES
 
 __all__ = ["CandlesSettings", "ConfigError"]
@@ -49,6 +49,7 @@ class CandlesSettings:
     # little arrives late; 10 s absorbs clock skew and producers other than ours while
     # delaying each candle by only 10 s of event time.
     grace_ms: int = 10_000
+    metrics_port: int = 9109
     stats_interval: float = 30.0
     loglevel: str = "INFO"
     broker_timeout: float = 120.0
@@ -78,6 +79,7 @@ class CandlesSettings:
                 setting="grace_seconds",
                 allow_zero=True,
             ),
+            metrics_port=parse_port(text("metrics_port"), setting="metrics_port"),
             stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
             loglevel=text("loglevel").upper(),
             broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),

@@ -27,6 +27,7 @@ class PipelineProcess:
             **{k: v for k, v in os.environ.items() if not k.lower().startswith("quix__")},
             "embedded_broker": "never",
             "stats_interval": "2",
+            "metrics_port": "0",  # tests that scrape set a free port
             "PYTHONUNBUFFERED": "1",
             **env,
         }

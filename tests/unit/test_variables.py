@@ -20,10 +20,16 @@ SETTINGS = {"trades": TradesSettings, "candles": CandlesSettings}
 OTHER_VALUES = {
     "trades": {
         "output": "other",
+        "gaps_output": "other-gaps",
         "pairs": "SOL/USD",
+        "shards": "2",
+        "shard": "1",  # needs shards > 1; checked below with it
         "kraken_ws_url": "ws://127.0.0.1:1/v2",
         "snapshot": "false",
         "heartbeat_timeout": "3",
+        "max_pairs_per_connection": "7",
+        "subscribe_batch": "5",
+        "stale_after": "0",
         "kraken_rest_url": "http://127.0.0.1:1",
         "backfill_since": "2d",
         "backfill_only": "false",  # needs backfill_since; checked below with it
@@ -31,8 +37,11 @@ OTHER_VALUES = {
         "max_held": "10",
         "repair_timeout": "5",
         "repair_attempts": "2",
+        "partitions": "6",
         "retention": "30d",
+        "decimal_strings": "true",
         "processing_guarantee": "exactly-once",
+        "metrics_port": "0",
         "broker_timeout": "5",
         "stats_interval": "5",
         "transforms": "mod:func",
@@ -46,6 +55,7 @@ OTHER_VALUES = {
         "output": "other-out",
         "candle_seconds": "5",
         "grace_seconds": "1",
+        "metrics_port": "0",
         "stats_interval": "5",
         "broker_timeout": "5",
         "Quix__Consumer_Group": "other-group",
@@ -92,10 +102,15 @@ def test_the_dataset_deployment_is_a_job_apart_from_the_live_stream() -> None:
     dataset = {v["name"]: str(v["value"]) for v in deployments["trades-dataset"]["variables"]}
     assert deployments["trades-dataset"]["deploymentType"] == "Job"
     assert dataset["backfill_only"] == "true" and dataset["backfill_since"]
-    for name in ("output", "Quix__Consumer_Group"):  # own topics, state and changelogs
+    for name in ("output", "gaps_output", "Quix__Consumer_Group"):  # own topics and state
         assert dataset[name] != live[name]
     topics = {t["name"] for t in load_yaml(ROOT / "quix.yaml")["topics"]}
-    assert {live["output"], dataset["output"]} <= topics
+    assert {
+        live["output"],
+        dataset["output"],
+        live["gaps_output"],
+        dataset["gaps_output"],
+    } <= topics
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -118,6 +133,8 @@ def test_the_settings_code_reads_every_variable_and_its_defaults_agree(app: str)
         env = {name: value}
         if name == "backfill_only":
             env = {"backfill_since": "2d", name: "true"}
+        if name == "shard":
+            env = {"shards": "2", name: "1"}
         if name == "input":
             env["output"] = "other-out"
         changed = settings.from_env(env)
