@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,6 +201,8 @@ class Pipeline(_Simulated):
             "kraken_rest_url": self.sim.rest_url,
             "embedded_broker": "never",
             "snapshot": "false",
+            # served as shipped, on a port of its own (two runs, or a pipeline, may hold 9108)
+            "metrics_port": str(_free_port()),
         }
         self._popen([str(TRADES_MAIN)], env)
 
@@ -286,6 +289,12 @@ class Ceiling(Contender):
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 pass
         super().stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 CONTENDERS: dict[str, type[Contender]] = {

@@ -23,7 +23,7 @@ __all__ = [
     "timestamp_ms",
 ]
 
-# The pipeline's output topic (`OUTPUT_PARTITIONS`, `retention` in pipelines/trades/main.py).
+# The pipeline's output topic as its defaults make it (settings `partitions`, `retention`).
 OUTPUT_PARTITIONS = 3
 OUTPUT_RETENTION = {"retention.ms": "-1", "retention.bytes": "-1"}
 

@@ -5,6 +5,11 @@ contender `--runs` times, interleaved, each against a fresh Kraken simulator in 
 and a fresh output topic: fixed rates for latency, then a flood for throughput and CPU.
 Prints the Markdown table and writes it to `bench/results/latest.md`.
 
+Then the pipeline alone with many pairs (`bench/many_pairs.py`: 500 simulated pairs, 1,000
+trades/s spread over them, a flood; and the time until every pair is subscribed), beside the
+2-pair figures. `--many-pairs` runs only that part (writes `bench/results/many_pairs.md`);
+`--sizing` measures CPU and memory at 2, 10, 100, 500 and 1,000 pairs (`bench/sizing.py`).
+
 `--soak SECONDS` instead runs the pipeline and the direct loop side by side at 1,000 trades/s
 each for that long, reading CPU (Python vs native threads), RSS and delivery every 15 s, and
 the broker's CPU (`bench/soak.py`; writes `bench/results/soak.{md,csv,png}`).
@@ -27,8 +32,10 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.contenders import CONTENDERS, ROOT, TRADES_MAIN, Target
-from bench.report import machine, markdown, summarize
+from bench.many_pairs import MANY_PAIRS, many_pairs_markdown, many_pairs_plan, run_many_pairs
+from bench.report import Summary, machine, markdown, summarize
 from bench.scenario import Plan, RunResult, run_once
+from bench.sizing import run_sizing
 from bench.soak import SOAK_BATCH, SOAK_EVERY, SOAK_RATE, run_soak
 from sources.broker import EmbeddedBroker
 
@@ -66,6 +73,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             _emit(report, RESULTS / "soak.md")
             return 0
+        if args.sizing:
+            report = run_sizing(
+                target,
+                [int(n) for n in args.sizing_pairs.split(",")],
+                per_pair_rate=args.sizing_rate,
+                seconds=args.sizing_seconds,
+                machine_line=machine(broker_name),
+            )
+            _emit(report, RESULTS / "sizing.md")
+            return 0
+        if args.many_pairs:
+            _emit(_many_pairs(args, target, machine(broker_name), None), RESULTS / "many_pairs.md")
+            return 0
         plan = Plan(
             rates=tuple(float(r) for r in args.rates.split(",")),
             rate_seconds=args.rate_seconds,
@@ -78,13 +98,18 @@ def main(argv: list[str] | None = None) -> int:
             f"flood of {plan.flood_trades:,} trades; same producer settings for all "
             f"({_describe(target.producer_config)}); output topic of 3 partitions"
         )
+        summaries = summarize(results)
         report = markdown(
-            summarize(results),
+            summaries,
             plan,
             machine_line=machine(broker_name),
             setup=setup,
             runs=args.runs,
         )
+        if "pipeline" in summaries and args.many_pairs_count > 0:
+            many = _many_pairs(args, target, None, summaries["pipeline"])
+            _emit(many, RESULTS / "many_pairs.md", echo=False)
+            report += "\n" + many
         _emit(report, RESULTS / "latest.md")
     return 0
 
@@ -115,6 +140,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--soak-every", type=float, default=SOAK_EVERY, help="seconds between readings (soak)"
+    )
+    parser.add_argument(
+        "--many-pairs", action="store_true", help="only the many-pairs run of the pipeline"
+    )
+    parser.add_argument(
+        "--many-pairs-count",
+        type=int,
+        default=MANY_PAIRS,
+        help=f"pairs of the many-pairs run ({MANY_PAIRS}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--many-pairs-rate", type=float, default=1_000.0, help="trades/s over all of them"
+    )
+    parser.add_argument("--many-pairs-flood", type=int, default=100_000, help="trades in its flood")
+    parser.add_argument(
+        "--sizing", action="store_true", help="instead: CPU and memory by number of pairs"
+    )
+    parser.add_argument("--sizing-pairs", default="2,10,100,500,1000", help="pair counts (sizing)")
+    parser.add_argument("--sizing-rate", type=float, default=2.0, help="trades/s per pair (sizing)")
+    parser.add_argument(
+        "--sizing-seconds", type=float, default=30.0, help="seconds measured per count (sizing)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each phase")
     args = parser.parse_args(argv)
@@ -202,8 +248,28 @@ def _describe(config: dict) -> str:
     return ", ".join(f"{name}={value}" for name, value in config.items())
 
 
-def _emit(report: str, path: Path) -> None:
-    print(report)
+def _many_pairs(
+    args: argparse.Namespace, target: Target, machine_line: str | None, two_pairs: Summary | None
+) -> str:
+    """The many-pairs runs and their table."""
+    plan = many_pairs_plan(args.many_pairs_rate, args.many_pairs_flood)
+    with _no_gc_pauses():
+        results = run_many_pairs(
+            target,
+            plan,
+            pairs=args.many_pairs_count,
+            runs=args.runs,
+            progress=lambda text: print(text, file=sys.stderr, flush=True),
+            log=_phase_logger("many pairs", time.monotonic()) if args.verbose else None,
+        )
+    return many_pairs_markdown(
+        results, plan, two_pairs=two_pairs, machine_line=machine_line, batch=target.batch
+    )
+
+
+def _emit(report: str, path: Path, *, echo: bool = True) -> None:
+    if echo:
+        print(report)
     path.write_text(report)
     print(f"(written to {path.relative_to(ROOT)})", file=sys.stderr)
 

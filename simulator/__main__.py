@@ -8,7 +8,7 @@ import logging
 import signal
 import threading
 
-from .market import Market
+from .market import Market, generated_pairs
 from .server import KrakenSimulator
 
 logger = logging.getLogger("simulator")
@@ -20,6 +20,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
+    parser.add_argument(
+        "--generated", type=int, default=0, help="also list N made-up pairs C000/USD, C001/USD..."
+    )
     parser.add_argument("--rate", type=float, default=5.0, help="trades/s; 0 pauses")
     parser.add_argument("--flood", action="store_true", help="as fast as possible")
     parser.add_argument("--batch", type=int, default=1, help="most trades per frame")
@@ -28,7 +31,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
-    market = Market([p.strip() for p in args.pairs.split(",") if p.strip()], seed=args.seed)
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    market = Market([*pairs, *generated_pairs(args.generated)], seed=args.seed)
     if args.history:
         market.seed_history(args.history, args.history_span)
     stop = threading.Event()
@@ -37,7 +41,13 @@ def main() -> None:
     with KrakenSimulator(
         market, host=args.host, port=args.port, rate=rate, batch=args.batch
     ) as sim:
-        logger.info("WebSocket %s  REST %s  pairs %s", sim.ws_url, sim.rest_url, args.pairs)
+        logger.info(
+            "WebSocket %s  REST %s  pairs %s%s",
+            sim.ws_url,
+            sim.rest_url,
+            args.pairs,
+            f" and {args.generated} generated" if args.generated else "",
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
 

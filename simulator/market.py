@@ -6,12 +6,12 @@ import random
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["Market", "PairInfo", "SimTrade", "pair_info"]
+__all__ = ["TRADING_STATUSES", "Market", "PairInfo", "SimTrade", "generated_pairs", "pair_info"]
 
 Side = Literal["buy", "sell"]
 OrdType = Literal["market", "limit"]
@@ -80,6 +80,15 @@ _KNOWN = {
     "ETH/EUR": PairInfo("XETHZEUR", "ETHEUR", "ETH/EUR", "XETH", "ZEUR"),
 }
 _START_PRICES = {"BTC": 65000.0, "ETH": 3200.0, "SOL": 150.0, "DOGE": 0.12}
+# Statuses of Kraken's instrument list in which orders still match (trades happen); in the
+# others (maintenance, cancel_only, post_only, delisted, work_in_progress) nothing trades.
+TRADING_STATUSES = frozenset({"online", "limit_only", "reduce_only"})
+
+
+def generated_pairs(count: int, quote: str = "USD", prefix: str = "C") -> tuple[str, ...]:
+    """`count` made-up v2 symbols: `C000/USD`, `C001/USD`, ... (for many-pair tests)."""
+    width = max(3, len(str(count - 1)))
+    return tuple(f"{prefix}{i:0{width}d}/{quote}" for i in range(count))
 
 
 def pair_info(symbol: str) -> PairInfo:
@@ -96,10 +105,22 @@ class Market:
     :param pairs: v2 symbols traded.
     :param seed: makes prices, sizes and sides reproducible.
     :param first_trade_id: the id of each pair's first trade.
+    :param statuses: pair -> status in Kraken's instrument list (default `online`); only pairs
+        whose status lets orders match (`TRADING_STATUSES`) make new trades.
     """
 
-    def __init__(self, pairs: Iterable[str], *, seed: int = 0, first_trade_id: int = 1000) -> None:
+    def __init__(
+        self,
+        pairs: Iterable[str],
+        *,
+        seed: int = 0,
+        first_trade_id: int = 1000,
+        statuses: Mapping[str, str] | None = None,
+    ) -> None:
         self._pairs = tuple(pairs)
+        self._statuses = {p: "online" for p in self._pairs}
+        self._statuses.update(statuses or {})
+        self._trading = self._trading_pairs()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._history: dict[str, list[SimTrade]] = {p: [] for p in self._pairs}
@@ -110,8 +131,23 @@ class Market:
 
     @property
     def pairs(self) -> tuple[str, ...]:
-        """The v2 symbols this market trades."""
+        """The v2 symbols this market lists (and trades, when their status allows)."""
         return self._pairs
+
+    def status(self, pair: str) -> str:
+        """The pair's status in Kraken's instrument list (`online`, `maintenance`...)."""
+        return self._statuses[pair]
+
+    def set_status(self, pair: str, status: str) -> None:
+        """Change a listed pair's status; it trades only in `TRADING_STATUSES`."""
+        if pair not in self._statuses:
+            raise KeyError(pair)
+        with self._lock:
+            self._statuses[pair] = status
+            self._trading = self._trading_pairs()
+
+    def _trading_pairs(self) -> tuple[str, ...]:
+        return tuple(p for p in self._pairs if self._statuses[p] in TRADING_STATUSES)
 
     def _make(self, pair: str, time_ns: int) -> SimTrade:
         price = self._price[pair] * (1 + self._rng.gauss(0, 0.0005))
@@ -147,12 +183,15 @@ class Market:
                     self._make(pair, start_ns + (i + 1) * step)  # the last at end_ns
 
     def next_trades(self, n: int) -> list[SimTrade]:
-        """`n` new trades stamped now, round-robin over the pairs."""
+        """`n` new trades stamped now, round-robin over the pairs that trade."""
         now = time.time_ns()
         with self._lock:
             trades = []
+            pairs = self._trading
+            if not pairs:
+                return trades
             for _ in range(n):
-                pair = self._pairs[self._turn % len(self._pairs)]
+                pair = pairs[self._turn % len(pairs)]
                 self._turn += 1
                 trades.append(self._make(pair, now))
             return trades

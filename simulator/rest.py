@@ -29,6 +29,8 @@ class RestApi:
         self._throttled = 0
         self._http_status: tuple[int, int, float | None] | None = None  # status, n, retry_after
         self._corrupt: dict[tuple[str, int], list | None] = {}
+        self._withheld: dict[str, list[tuple[int, int]]] = {}
+        self._names: dict[str, str] | None = None
         self._lock = threading.Lock()
 
     def throttle(self, n: int) -> None:
@@ -49,6 +51,12 @@ class RestApi:
         place; by default the trade's own row with a non-numeric price."""
         with self._lock:
             self._corrupt[(symbol, trade_id)] = None if row is None else list(row)
+
+    def withhold(self, symbol: str, first_id: int, last_id: int) -> None:
+        """`Trades` answers leave out trades `first_id..last_id` of `symbol`, as if Kraken's
+        history lacked them (the cursor `last` is unchanged)."""
+        with self._lock:
+            self._withheld.setdefault(symbol, []).append((first_id, last_id))
 
     def handle(self, target: str) -> tuple[int, bytes]:
         """(HTTP status, JSON body) for a request target such as `/0/public/Trades?pair=...`."""
@@ -86,11 +94,15 @@ class RestApi:
         return 404, _error("EGeneral:Unknown method")
 
     def _by_rest_name(self) -> dict[str, str]:
-        names = {}
-        for symbol in self.market.pairs:
-            info = pair_info(symbol)
-            names[info.altname] = symbol
-            names[info.key] = symbol
+        """REST name (altname or result key) -> v2 symbol; built once (the pairs are fixed)."""
+        names = self._names
+        if names is None:
+            names = {}
+            for symbol in self.market.pairs:
+                info = pair_info(symbol)
+                names[info.altname] = symbol
+                names[info.key] = symbol
+            self._names = names
         return names
 
     def _asset_pairs(self, query: dict[str, str]) -> bytes:
@@ -109,7 +121,7 @@ class RestApi:
                 "quote": info.quote,
                 "pair_decimals": 5,
                 "lot_decimals": 8,
-                "status": "online",
+                "status": self.market.status(symbol),
             }
         if wanted and not result:
             return _error("EQuery:Unknown asset pair")
@@ -128,6 +140,9 @@ class RestApi:
         last = str(trades[-1].time_ns) if trades else str(since or 0)
         with self._lock:
             corrupt = dict(self._corrupt)
+            withheld = list(self._withheld.get(symbol, ()))
+        if withheld:
+            trades = [t for t in trades if not any(a <= t.trade_id <= b for a, b in withheld)]
         rows = [t.to_rest_row() for t in trades]
         if corrupt:
             rows = [

@@ -2,8 +2,9 @@
 
 It runs its own asyncio loop in a background thread, so synchronous tests, the demo and the
 benchmark drive it with plain method calls: faults on demand (abrupt drops, clean closes,
-silence, outages, garbage frames, REST throttling, REST HTTP errors and broken REST rows)
-and observations (connections, subscribe requests, trades sent, send times).
+silence, a pair's subscription gone silent, outages, garbage frames, REST throttling, REST
+HTTP errors and broken REST rows) and observations (connections, subscribe requests,
+trades sent, send times).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class _Client:
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.symbols: set[str] = set()
+        self.stalled: set[str] = set()  # subscribed, yet sent no trades (`stall_pair`)
         self.silent_until = 0.0
         self.last_sent = time.monotonic()
         self.requests: list[float] = []
@@ -56,7 +58,8 @@ class _Client:
 
 
 class KrakenSimulator:
-    """A Kraken v2 server on loopback: trade channel over WebSocket, `Trades`/`AssetPairs` REST.
+    """A Kraken v2 server on loopback: trade and instrument channels over WebSocket, REST
+    `Trades`/`AssetPairs`, for two pairs or hundreds (`market.generated_pairs`).
 
     :param market: the trade history both sides serve.
     :param host: interface to bind (keep it on loopback).
@@ -101,12 +104,15 @@ class KrakenSimulator:
         self.rest = RestApi(market)
         # observations
         self.connections_total = 0
+        self.connection_times: list[float] = []  # time.monotonic() of each WebSocket accepted
+        self.instrument_requests = 0
         self.subscribe_requests: list[dict[str, Any]] = []
         self.trades_sent = 0
         self.trades_generated = 0
         self.send_times: dict[tuple[str, int], int] = {}
         # control
         self._rejected: set[str] = set()
+        self._listed = frozenset(market.pairs)
         self._paused = False
         self._outage_until = 0.0
         self._clients: set[_Client] = set()
@@ -166,6 +172,22 @@ class KrakenSimulator:
         """Abort every TCP connection, without a close frame."""
         self._call(self._drop_all)
 
+    def drop_connections_of(self, symbol: str) -> int:
+        """Abort (no close frame) the connections subscribed to `symbol`; others stay.
+
+        :returns: how many were dropped.
+        """
+        dropped: list[int] = []
+        self._call(self._drop_subscribers, symbol, dropped)
+        return dropped[0] if dropped else 0
+
+    @property
+    def subscriptions(self) -> list[frozenset[str]]:
+        """The trade symbols of each open connection."""
+        return [
+            frozenset(c.symbols) for c in list(self._clients) if c.connection.state is State.OPEN
+        ]
+
     def close_connections(self, code: int = 1001) -> None:
         """Close every connection cleanly with `code`."""
         self._call(self._close_all, code)
@@ -173,6 +195,18 @@ class KrakenSimulator:
     def silence(self, seconds: float) -> None:
         """Current connections get nothing (no trades, no heartbeats) for `seconds`."""
         self._call(self._silence_all, time.monotonic() + seconds)
+
+    def stall_pair(self, symbol: str) -> None:
+        """Kraken's silent subscription: the current subscriptions to `symbol` get no more of
+        its trades, while the market and REST go on and heartbeats and other pairs flow. A
+        fresh subscribe of the pair (unsubscribe + subscribe, or a new connection) gets its
+        snapshot and its trades again."""
+        self._call(self._stall, symbol, True)
+
+    def unstall_pair(self, symbol: str) -> None:
+        """The stalled subscriptions to `symbol` get its trades again (those missed meanwhile
+        are not resent)."""
+        self._call(self._stall, symbol, False)
 
     def outage(self, seconds: float) -> None:
         """Drop everyone and refuse WebSocket connections (HTTP 503) for `seconds`."""
@@ -207,6 +241,11 @@ class KrakenSimulator:
         in its place: `row`, by default the trade with a non-numeric price. The WebSocket
         still sends the trade as it is."""
         self.rest.corrupt_row(symbol, trade_id, row)
+
+    def withhold_rest(self, symbol: str, first_id: int, last_id: int) -> None:
+        """REST `Trades` answers leave out trades `first_id..last_id` of `symbol`, as if
+        Kraken's history lacked them. The WebSocket still sends them to whoever is connected."""
+        self.rest.withhold(symbol, first_id, last_id)
 
     def pause_trades(self, paused: bool) -> None:
         """Stop or restart trading (heartbeats go on)."""
@@ -295,6 +334,7 @@ class KrakenSimulator:
     async def _handle(self, connection: ServerConnection) -> None:
         client = _Client(connection)
         self.connections_total += 1
+        self.connection_times.append(time.monotonic())
         self._clients.add(client)
         logger.debug("connection %s from %s", connection.id, connection.remote_address)
         idle = asyncio.get_running_loop().call_later(
@@ -354,6 +394,10 @@ class KrakenSimulator:
     async def _on_subscribe(
         self, client: _Client, method: str, request: dict, req_id: Any, time_in: str
     ) -> None:
+        params = request.get("params")
+        if isinstance(params, dict) and params.get("channel") == "instrument":
+            await self._on_instrument(client, method, params, req_id, time_in)
+            return
         if method == "subscribe":
             self.subscribe_requests.append(request)
             now = time.monotonic()
@@ -362,7 +406,6 @@ class KrakenSimulator:
                 logger.info("subscribe rate limit exceeded on connection %s", client.connection.id)
                 await self._send(client, wsp.rate_limited())
                 return
-        params = request.get("params")
         if not isinstance(params, dict) or params.get("channel") != "trade":
             channel = params.get("channel") if isinstance(params, dict) else None
             error = f"Channel {channel!r} not supported" if channel else "Missing params"
@@ -377,8 +420,9 @@ class KrakenSimulator:
             )
             return
         accepted = []
+        listed = self._listed
         for symbol in symbols:
-            if symbol not in self.market.pairs or symbol in self._rejected:
+            if symbol not in listed or symbol in self._rejected:
                 error = f"Currency pair not supported {symbol}"
                 await self._send(
                     client, wsp.subscribe_failure(method, error, symbol, req_id, time_in)
@@ -389,6 +433,7 @@ class KrakenSimulator:
             )
             accepted.append(symbol)
         logger.debug("%s %s on connection %s", method, accepted, client.connection.id)
+        client.stalled.difference_update(accepted)  # a fresh subscription is not stalled
         if method == "unsubscribe":
             client.symbols.difference_update(accepted)
             return
@@ -410,6 +455,22 @@ class KrakenSimulator:
             if await self._send(client, frame):
                 self.trades_sent += count
         client.backlog = None
+
+    async def _on_instrument(
+        self, client: _Client, method: str, params: dict, req_id: Any, time_in: str
+    ) -> None:
+        """The `instrument` channel: an acknowledgement, then every listed pair and its status
+        (no updates follow: the simulator's list changes only by `Market.set_status`)."""
+        self.instrument_requests += 1
+        snapshot = params.get("snapshot", True) is not False
+        await self._send(
+            client, wsp.channel_subscribed(method, "instrument", snapshot, req_id, time_in)
+        )
+        if method == "subscribe" and snapshot:
+            market = self.market
+            await self._send(
+                client, wsp.instrument_snapshot((p, market.status(p)) for p in market.pairs)
+            )
 
     async def _heartbeats(self) -> None:
         while True:
@@ -465,6 +526,8 @@ class KrakenSimulator:
             frames: dict[frozenset[str], tuple[str, int]] = {}  # serialized once per symbol set
             for client in list(self._clients):
                 wanted = symbols & client.symbols
+                if client.stalled:
+                    wanted -= client.stalled
                 if not wanted or client.silent:
                     continue
                 key = frozenset(wanted)
@@ -483,6 +546,14 @@ class KrakenSimulator:
                 if await self._send(client, frame):
                     self.trades_sent += count
 
+    def _stall(self, symbol: str, stalled: bool) -> None:
+        for client in self._clients:
+            if stalled and symbol in client.symbols:
+                client.stalled.add(symbol)
+            elif not stalled:
+                client.stalled.discard(symbol)
+        logger.info("%s %s", "stalling" if stalled else "unstalling", symbol)
+
     def _silence_all(self, until: float) -> None:
         for client in self._clients:
             client.silent_until = until
@@ -493,6 +564,14 @@ class KrakenSimulator:
         for client in list(self._clients):
             client.connection.transport.abort()
         self._clients.clear()
+
+    def _drop_subscribers(self, symbol: str, dropped: list[int]) -> None:
+        clients = [c for c in self._clients if symbol in c.symbols]
+        logger.info("dropping %d connection(s) subscribed to %s", len(clients), symbol)
+        for client in clients:
+            client.connection.transport.abort()
+            self._clients.discard(client)
+        dropped.append(len(clients))
 
     def _close_all(self, code: int) -> None:
         logger.info("closing %d connection(s) with code %d", len(self._clients), code)

@@ -15,7 +15,9 @@ import orjson
 from .market import SimTrade
 
 __all__ = [
+    "channel_subscribed",
     "heartbeat",
+    "instrument_snapshot",
     "now",
     "pong",
     "rate_limited",
@@ -99,3 +101,47 @@ def rate_limited() -> str:
 def trade_frame(kind: str, trades: Iterable[SimTrade]) -> str:
     """A `trade` message of type `snapshot` or `update` holding `trades`."""
     return _dump({"channel": "trade", "type": kind, "data": [t.to_ws() for t in trades]})
+
+
+def instrument_snapshot(pairs: Iterable[tuple[str, str]]) -> str:
+    """The `instrument` channel's snapshot: every listed pair, as (symbol, status)."""
+    listed = []
+    assets: dict[str, dict[str, Any]] = {}
+    for symbol, status in pairs:
+        base, _, quote = symbol.partition("/")
+        for asset in (base, quote):
+            assets.setdefault(asset, {"id": asset, "status": "enabled", "precision": 8})
+        listed.append(
+            {
+                "symbol": symbol,
+                "base": base,
+                "quote": quote,
+                "status": status,
+                "qty_precision": 8,
+                "qty_increment": 1e-08,
+                "price_precision": 5,
+                "cost_precision": 5,
+                "marginable": False,
+                "has_index": True,
+                "cost_min": 0.5,
+                "tick_size": 1e-05,
+                "price_increment": 1e-05,
+                "qty_min": 0.0001,
+            }
+        )
+    data = {"assets": list(assets.values()), "pairs": listed}
+    return _dump({"channel": "instrument", "type": "snapshot", "data": data})
+
+
+def channel_subscribed(method: str, channel: str, snapshot: bool, req_id: Any, time_in: str) -> str:
+    """The acknowledgement of a (un)subscribe to a channel without symbols (`instrument`)."""
+    message: dict[str, Any] = {"method": method}
+    if req_id is not None:
+        message["req_id"] = req_id
+    message.update(
+        result={"channel": channel, "snapshot": snapshot},
+        success=True,
+        time_in=time_in,
+        time_out=now(),
+    )
+    return _dump(message)

@@ -2,7 +2,8 @@
 
     input (trades) -> skip non-trades -> event time = timestamp_ms
         -> tumbling_window(candle_seconds, grace_seconds, on_late=count)
-        -> reduce(add_trade, start_candle) -> final() -> candle_record -> to_topic(output)
+        -> reduce(add_trade, start_candle) -> final() -> candle_record
+        -> Continuity (`complete`, state per pair) -> to_topic(output)
 
 A candle is emitted once its window closes: when a later trade of the same pair arrives
 at or after window end + grace (closing strategy "key"). Windows without trades emit
@@ -37,12 +38,14 @@ from sources.broker import BrokerUnavailable
 from sources.candles import (
     CandlesSettings,
     CandleStats,
+    Continuity,
     add_trade,
     candle_record,
     is_trade,
     start_candle,
 )
 from sources.candles.stats import Reporter
+from sources.observability.app import Observability, start_candles
 
 logger = logging.getLogger("candles")
 
@@ -54,9 +57,12 @@ OUTPUT_TOPIC_CONFIG = TopicConfig(num_partitions=3, replication_factor=1, extra_
 
 
 def build_dataframe(
-    app: Application, settings: CandlesSettings, stats: CandleStats
+    app: Application,
+    settings: CandlesSettings,
+    stats: CandleStats,
+    observability: Observability | None = None,
 ) -> StreamingDataFrame:
-    """The declarative part of the pipeline."""
+    """The declarative part of the pipeline (`observability`: the metrics server, if on)."""
     trades = app.topic(
         settings.input,
         key_deserializer="string",
@@ -84,7 +90,11 @@ def build_dataframe(
         .final(closing_strategy="key")  # Kafka timestamp of each result: window start
     )
     sdf = sdf.apply(candle_record)
+    sdf = sdf.apply(Continuity(), stateful=True)  # `complete`: no trade missing (per pair)
     sdf = sdf.update(stats.count_candle)
+    if observability is not None:
+        sdf = sdf.update(observability.metrics.count_candle)  # kraken_candles_emitted_total
+        observability.watch(app)  # /healthz follows the loop, /readyz the broker
     sdf.to_topic(output)  # the key stays the pair
     return sdf
 
@@ -114,11 +124,13 @@ def make_application(settings: CandlesSettings) -> Application:
     )
 
 
-def run(settings: CandlesSettings, stats: CandleStats) -> None:
+def run(
+    settings: CandlesSettings, stats: CandleStats, observability: Observability | None = None
+) -> None:
     """Run the pipeline until it is stopped."""
     run_application(
         lambda: make_application(settings),
-        lambda app: build_dataframe(app, settings, stats),
+        lambda app: build_dataframe(app, settings, stats, observability),
         settings.broker_timeout,
     )
 
@@ -137,16 +149,25 @@ def main() -> int:
         settings.input,
         settings.output,
     )
+    observability = None
+    if settings.metrics_port:
+        try:
+            observability = start_candles(settings.metrics_port)
+        except OSError as exc:
+            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            return 2
     stats = CandleStats(settings.grace_ms)
     reporter = Reporter(stats, settings.stats_interval, logger)
     reporter.start()
     try:
-        run(settings, stats)
+        run(settings, stats, observability)
     except BrokerUnavailable as exc:
         logger.error("Broker unavailable: %s", exc)
         return 1
     finally:
         reporter.stop()
+        if observability:
+            observability.stop()
         logger.info("Stopped. %s", stats.summary())
     return 0
 

@@ -1,7 +1,8 @@
 """Kraken trades -> Kafka: every trade of the chosen pairs, keyed by pair, on event time.
 
-    KrakenTradesSource -> drop duplicates (seeded from the output) -> normalize
-        -> filter by pair -> key + event time -> [transforms] -> to_topic(output)
+    KrakenTradesSource -> drop duplicates (seeded from the output) -> gap events to
+        gaps_output -> normalize -> filter by pair -> key + event time -> [transforms]
+        -> to_topic(output)
 
 Run: `python pipelines/trades/main.py`, or `quix run` / `python main.py`
 in its folder (settings: see README).
@@ -22,15 +23,22 @@ quiet_third_party_warnings()
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
+from sources.app import shards
 from sources.app.run import broker_address, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
-from sources.app.topics import retention_config, warn_if_retention_short
+from sources.app.topics import (
+    PartitionMismatch,
+    check_partitions,
+    retention_config,
+    warn_if_retention_short,
+)
 from sources.app.transforms import Transform, apply_transforms, load_transforms
 from sources.broker import (
     BrokerUnavailable,
@@ -39,34 +47,62 @@ from sources.broker import (
     is_loopback,
     split_address,
 )
+from sources.kraken.instruments import InstrumentsUnavailable
+from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
 from sources.kraken.source import END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
+from sources.steps.gaps import GapWriter, is_trades
 from sources.steps.last_written import last_trade_ids
 from sources.steps.normalize import normalize_trades
 
 logger = logging.getLogger("trades")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_HISTORY_INCOMPLETE = 0, 1, 2, 3
-OUTPUT_PARTITIONS = 3
 
 
-def make_source(settings: TradesSettings) -> KrakenTradesSource:
-    """The Kraken source as the settings describe it."""
+def make_source(
+    settings: TradesSettings, optional_pairs: frozenset[str] = frozenset()
+) -> KrakenTradesSource:
+    """The Kraken source as the settings describe it.
+
+    :param optional_pairs: pairs from `all` or a pattern (see `resolve_pairs`).
+    """
     return KrakenTradesSource(
         settings.pairs,
-        name=f"kraken-{settings.output}",  # source topic: source__kraken-<output>
+        # source topic: source__kraken-<output>, plus -shard-<shard>-of-<shards> when sharded
+        name=shards.source_name(settings.output, settings.shard, settings.shards),
         ws_url=settings.kraken_ws_url,
         snapshot=settings.snapshot,
         heartbeat_timeout=settings.heartbeat_timeout,
         stats_interval=settings.stats_interval,
         rest_url=settings.kraken_rest_url,
+        rest_min_interval=shards.rest_min_interval(settings.shards),  # one budget per address
         backfill_since_ns=settings.backfill_since_ns,
         backfill_only=settings.backfill_only,
         max_gap=settings.max_gap,
         max_held=settings.max_held,
         repair_timeout=settings.repair_timeout,
         repair_attempts=settings.repair_attempts,
+        stale_after=settings.stale_after,
+        decimal_strings=settings.decimal_strings,
+        max_pairs_per_connection=settings.max_pairs_per_connection,
+        subscribe_batch=settings.subscribe_batch,
+        optional_pairs=optional_pairs,
     )
+
+
+def resolve_pairs(settings: TradesSettings) -> tuple[TradesSettings, frozenset[str]]:
+    """`pairs` with `all` and patterns resolved from Kraken's list (explicit symbols only: no
+    network call), and the pairs that came from a pattern (a refusal of one is not fatal).
+
+    :raises ConfigError: an explicit symbol Kraken does not list, or no pair at all.
+    :raises InstrumentsUnavailable: Kraken's list could not be had.
+    """
+    resolution = resolve_pair_specs(
+        settings.pairs, settings.kraken_ws_url, settings.kraken_rest_url
+    )
+    return replace(settings, pairs=resolution.pairs), resolution.from_patterns
 
 
 def build_dataframe(
@@ -74,32 +110,59 @@ def build_dataframe(
     settings: TradesSettings,
     transforms: Sequence[Transform] = (),
     history: HistoryEnd | None = None,
+    observability: Observability | None = None,
+    optional_pairs: frozenset[str] = frozenset(),
 ) -> StreamingDataFrame:
     """The declarative part of the pipeline; `transforms` run just before `to_topic`.
 
     :param history: with `backfill_only`, notes the end of the history and stops the app.
+    :param observability: the metrics server (`metrics_port`): counts and health checks.
     """
+    metrics = observability.metrics if observability is not None else None
     pairs = frozenset(settings.pairs)
     output = app.topic(
         settings.output,
         key_serializer="string",
         value_serializer="json",
         config=TopicConfig(
-            num_partitions=OUTPUT_PARTITIONS,
+            num_partitions=settings.partitions,
             replication_factor=1,
             extra_config=retention_config(settings.retention_ms),
         ),
     )
-    dedupe = DropPublished(seed_from_output(app, settings, output.name))
-    sdf = app.dataframe(source=make_source(settings))
+    gaps = app.topic(  # what will never be published, once per gap (schemas/gap.v1.json)
+        settings.gaps_output,
+        key_serializer="string",
+        value_serializer="json",
+        config=TopicConfig(
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            extra_config=retention_config(settings.retention_ms),
+        ),
+    )
+    check_output_partitions(app, settings, output.name, gaps.name)
+    dedupe = DropPublished(
+        seed_from_output(app, settings, output.name),
+        on_dropped=metrics.count_duplicates if metrics is not None else None,
+    )
+    sdf = app.dataframe(source=make_source(settings, optional_pairs))
     if history is not None:
         sdf = sdf.update(history.step(app), metadata=True)
     sdf = sdf.apply(dedupe, stateful=True)  # never the same trade_id twice per pair
+    gap_writer = GapWriter(sdf, gaps)
+    if metrics is not None:
+        metrics.follow_gap_writer(gap_writer)
+    sdf = sdf.update(gap_writer, metadata=True)  # gap events -> the gaps topic
+    sdf = sdf.filter(is_trades)  # only trade messages go on
     sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
     sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
     sdf = apply_transforms(sdf, transforms)  # the extension point: see `transforms` in README
-    sdf.to_topic(output, key=lambda record: record["pair"])
+    if observability is not None:
+        observability.watch(app)  # /healthz follows the loop, /readyz the broker
+        sdf.to_topic(output, key=metrics.output_key)  # the pair, counting the records
+    else:
+        sdf.to_topic(output, key=lambda record: record["pair"])
     return sdf
 
 
@@ -139,11 +202,18 @@ PRODUCER_EXTRA_CONFIG: dict[str, str | int] = {
 }
 
 
+def consumer_group(settings: TradesSettings) -> str:
+    """The configured group; left at its default, one per shard (see README, Scaling out)."""
+    return shards.consumer_group(
+        settings.consumer_group, TradesSettings.consumer_group, settings.shard, settings.shards
+    )
+
+
 def make_application(settings: TradesSettings) -> Application:
     """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
     return Application(
         broker_address=broker_address(settings.broker_address),
-        consumer_group=settings.consumer_group,
+        consumer_group=consumer_group(settings),
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
         processing_guarantee=settings.processing_guarantee,
@@ -164,7 +234,9 @@ def _transaction_config(settings: TradesSettings) -> dict[str, str | int]:
     if settings.processing_guarantee != "exactly-once":
         return {}
     return {
-        "transactional.id": f"{settings.consumer_group}-{settings.output}",
+        "transactional.id": shards.transactional_id(
+            consumer_group(settings), settings.output, settings.shard, settings.shards
+        ),
         "transaction.timeout.ms": 30_000,
     }
 
@@ -182,6 +254,14 @@ def _start_embedded_broker_if_needed(settings: TradesSettings) -> EmbeddedBroker
         address,
     )
     return EmbeddedBroker(port=split_address(address)[1]).start()
+
+
+def check_output_partitions(app: Application, settings: TradesSettings, *topics: str) -> None:
+    """Refuse an existing output (or gaps) topic whose partition count is not `partitions`: its
+    pairs would move to other partitions (raises `PartitionMismatch`, before anything runs)."""
+    broker_config = app.config.broker_address.as_librdkafka_dict()
+    for topic in topics:
+        check_partitions(broker_config, topic, settings.partitions)
 
 
 def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> dict[str, int]:
@@ -202,12 +282,18 @@ def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> 
 
 
 def run(
-    settings: TradesSettings, transforms: Sequence[Transform], history: HistoryEnd | None = None
+    settings: TradesSettings,
+    transforms: Sequence[Transform],
+    history: HistoryEnd | None = None,
+    observability: Observability | None = None,
+    optional_pairs: frozenset[str] = frozenset(),
 ) -> None:
     """Run the pipeline until it is stopped."""
     run_application(
         lambda: make_application(settings),
-        lambda app: build_dataframe(app, settings, transforms, history),
+        lambda app: build_dataframe(
+            app, settings, transforms, history, observability, optional_pairs
+        ),
         settings.broker_timeout,
     )
 
@@ -216,24 +302,43 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(levelname)s] %(message)s")
     try:
         settings = TradesSettings.from_env()
+        settings, optional_pairs = resolve_pairs(settings)  # `all`, `*/USD` -> symbols
+        settings = shards.settings_for_shard(settings)  # this shard's pairs (all with one)
         transforms = load_transforms(settings.transforms)
     except ConfigError as exc:
         logger.error("Configuration error: %s", exc)
         return EXIT_CONFIG
+    except InstrumentsUnavailable as exc:
+        logger.error("Cannot resolve pairs: %s", exc)
+        return EXIT_FAILED
     history = HistoryEnd() if settings.backfill_only else None
+    observability = None
+    if settings.metrics_port:  # before the source's process starts: it inherits the setup
+        try:
+            observability = start_trades(
+                settings.metrics_port, backfill_only=settings.backfill_only
+            )
+        except OSError as exc:
+            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            return EXIT_CONFIG
     broker = None
     try:
         broker = _start_embedded_broker_if_needed(settings)
-        run(settings, transforms, history)
+        run(settings, transforms, history, observability, optional_pairs)
     except SourceException as exc:
         logger.error("The Kraken source failed: %s", exc.__cause__ or exc)
         return EXIT_FAILED
     except BrokerUnavailable as exc:
         logger.error("Broker unavailable: %s", exc)
         return EXIT_FAILED
+    except PartitionMismatch as exc:
+        logger.error("Configuration error: %s", exc)
+        return EXIT_CONFIG
     finally:
         if broker:
             broker.stop()
+        if observability:
+            observability.stop()
     if history is not None and not history.reached:
         logger.error("Stopped before the history was complete: the dataset is partial")
         return EXIT_HISTORY_INCOMPLETE

@@ -7,7 +7,9 @@ import logging
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-__all__ = ["retention_config", "warn_if_retention_short"]
+from ..kraken.config import ConfigError
+
+__all__ = ["PartitionMismatch", "check_partitions", "retention_config", "warn_if_retention_short"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +59,40 @@ def _shorter(actual: int, wanted: int) -> bool:
     if wanted < 0:
         return actual >= 0
     return 0 <= actual < wanted
+
+
+class PartitionMismatch(ConfigError):
+    """An existing topic has another partition count than the `partitions` setting."""
+
+
+def check_partitions(
+    broker_config: dict[str, str], topic: str, partitions: int, *, timeout: float = 10.0
+) -> int | None:
+    """Refuse an existing `topic` whose partition count is not `partitions`.
+
+    A record's partition is its key's hash modulo the count: run against another count, a
+    pair's new trades would land on another partition than its old ones, and a reader would
+    lose their order. Quix Streams never changes a topic that exists (nor does this app), so
+    the mismatch is a configuration error, raised before anything is written.
+
+    Returns the topic's partition count, None when it does not exist yet (it will be created
+    with `partitions`) or the broker's metadata could not be read (logged).
+
+    :raises PartitionMismatch: naming `partitions`, the topic and both counts.
+    """
+    admin = AdminClient({**broker_config, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=timeout).topics.get(topic)
+    except (KafkaException, ValueError) as exc:
+        logger.warning("Could not read the partition count of %s: %s", topic, exc)
+        return None
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        return None
+    actual = len(metadata.partitions)
+    if actual != partitions:
+        raise PartitionMismatch(
+            f"partitions: topic {topic} exists with {actual} partitions, but partitions is "
+            f"{partitions}; its pairs would move to other partitions and lose their order. "
+            f"Set partitions={actual}, or write to a new topic"
+        )
+    return actual

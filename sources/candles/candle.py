@@ -4,20 +4,28 @@
        .apply(candle_record)
 
 A trade record is the trades pipeline's output (`pair`, `price`, `volume`, `trade_id`,
-`timestamp_ms` are used). Open and close are the trades with the lowest and highest
-`(timestamp_ms, trade_id)` in the window, whatever order the trades arrive in.
+`timestamp_ms` are used; `price` and `volume` may be numbers or, with the trades pipeline's
+`decimal_strings`, decimal strings). Open and close are the trades with the lowest and
+highest `(timestamp_ms, trade_id)` in the window, whatever order the trades arrive in.
+`first_trade_id` and `last_trade_id` are the lowest and highest trade_id in the window;
+whether the candle is `complete` is decided after the window closes (`complete.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
 __all__ = ["CandleState", "add_trade", "candle_record", "is_trade", "start_candle"]
 
 logger = logging.getLogger(__name__)
+
+# a decimal string as `decimal_strings` writes it (schemas/trade.v1.json): no exponent, no
+# trailing zeros
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*[1-9])?")
 
 
 class CandleState(TypedDict):
@@ -35,10 +43,19 @@ class CandleState(TypedDict):
     volume: float
     notional: float  # sum of price * volume, for the VWAP
     trade_count: int
+    first_trade_id: int  # the lowest trade_id in the window
+    last_trade_id: int  # the highest
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_amount(value: Any) -> bool:
+    """A number, or a decimal string (`decimal_strings`)."""
+    if isinstance(value, str):
+        return _DECIMAL.fullmatch(value) is not None
+    return _is_number(value)
 
 
 def _is_whole(value: Any) -> bool:
@@ -50,10 +67,10 @@ def is_trade(record: Any) -> bool:
     return (
         isinstance(record, Mapping)
         and isinstance(record.get("pair"), str)
-        and _is_number(record.get("price"))
-        and record["price"] > 0
-        and _is_number(record.get("volume"))
-        and record["volume"] >= 0
+        and _is_amount(record.get("price"))
+        and float(record["price"]) > 0
+        and _is_amount(record.get("volume"))
+        and float(record["volume"]) >= 0
         and _is_whole(record.get("trade_id"))
         and _is_whole(record.get("timestamp_ms"))
     )
@@ -76,13 +93,19 @@ def start_candle(trade: Mapping[str, Any]) -> CandleState:
         volume=volume,
         notional=price * volume,
         trade_count=1,
+        first_trade_id=trade_id,
+        last_trade_id=trade_id,
     )
 
 
 def add_trade(state: CandleState, trade: Mapping[str, Any]) -> CandleState:
     """The window's state with one more trade (the window `reducer`); `state` is not changed."""
     price, volume = float(trade["price"]), float(trade["volume"])
-    order = (trade["timestamp_ms"], trade["trade_id"])
+    trade_id = trade["trade_id"]
+    order = (trade["timestamp_ms"], trade_id)
+    # a window stored by a version before first/last_trade_id: its open and close ids
+    first = state.get("first_trade_id", state["open_id"])
+    last = state.get("last_trade_id", state["close_id"])
     updated = CandleState(
         **{
             **state,
@@ -91,6 +114,8 @@ def add_trade(state: CandleState, trade: Mapping[str, Any]) -> CandleState:
             "volume": state["volume"] + volume,
             "notional": state["notional"] + price * volume,
             "trade_count": state["trade_count"] + 1,
+            "first_trade_id": min(first, trade_id),
+            "last_trade_id": max(last, trade_id),
         }
     )
     if order < (state["open_ms"], state["open_id"]):
@@ -104,6 +129,7 @@ def candle_record(window: Mapping[str, Any]) -> dict[str, Any]:
     """A closed window (`{"start", "end", "value": CandleState}`) -> the output record.
 
     `vwap` is the volume-weighted average price; `None` if every trade had zero volume.
+    `complete` is added by `complete.Continuity`, which knows the pair's previous candle.
     """
     state: CandleState = window["value"]
     volume = state["volume"]
@@ -118,4 +144,6 @@ def candle_record(window: Mapping[str, Any]) -> dict[str, Any]:
         "vwap": state["notional"] / volume if volume > 0 else None,
         "window_start_ms": window["start"],
         "window_end_ms": window["end"],
+        "first_trade_id": state.get("first_trade_id", state["open_id"]),
+        "last_trade_id": state.get("last_trade_id", state["close_id"]),
     }

@@ -6,8 +6,10 @@ broker; the source feeds it and carries out what it asks for:
 
     feed.receive(trades, now)        live trades from the WebSocket (any pairs, any order)
     feed.page(request_id, ..., now)  the answer to a `Fetch`
-    feed.tick(now)                   timers: a page that takes too long, retries, the next fetch
+    feed.tick(now)                   timers: a page that takes too long, retries, the next fetch,
+                                     pairs gone silent
     feed.actions()                   -> Publish / Fetch / CancelFetch / Notice / Hole / HistoryEnded
+                                        / Resubscribe
 
 Guarantees, by construction:
 - per pair, `Publish` actions carry strictly rising, contiguous trade_ids, except across a
@@ -19,7 +21,13 @@ Guarantees, by construction:
   chases the present from REST instead, so memory stays bounded and nothing is lost;
 - a `Publish` holds at most `message_trades` trades (source-topic messages stay small);
 - a failed or stalled page is retried with backoff; only after `repair_attempts` failures
-  is the hole final.
+  is the hole final;
+- a pair without a live trade for `stale_after` seconds (and no repair) is checked with a
+  `Resubscribe`: its snapshot (the last 50 trades) goes through the same path as any live
+  trade, so newer trades are published, a leap past the snapshot is repaired from REST for
+  just the missing part, and nothing newer means the pair is quiet (checked again after
+  another `stale_after`). Kraken is known to let one pair's subscription go silent while
+  the connection and the other pairs go on.
 """
 
 from __future__ import annotations
@@ -43,9 +51,11 @@ __all__ = [
     "Hole",
     "Notice",
     "Publish",
+    "Resubscribe",
 ]
 
 NS_PER_MS = 1_000_000
+SILENCE_CHECK_INTERVAL = 10.0  # most seconds between two looks for silent pairs
 
 
 # --- actions ----------------------------------------------------------------------------
@@ -109,7 +119,18 @@ class HistoryEnded:
     reason: str
 
 
-Action = Publish | Fetch | CancelFetch | Notice | Hole | HistoryEnded
+@dataclass(frozen=True, slots=True)
+class Resubscribe:
+    """Unsubscribe these pairs and subscribe them again, with a snapshot.
+
+    None of them had a live trade for `stale_after` seconds: the snapshot (each pair's last 50
+    trades) tells a quiet pair from a subscription gone silent, without a REST call.
+    """
+
+    pairs: tuple[str, ...]
+
+
+Action = Publish | Fetch | CancelFetch | Notice | Hole | HistoryEnded | Resubscribe
 
 
 # --- configuration and counters -----------------------------------------------------------
@@ -124,6 +145,8 @@ class FeedConfig:
     :param max_gap: a trade_id leap larger than this is not repaired; a single such trade
         must be confirmed by its successor, or it is dropped as out of sequence.
     :param max_held: most live trades held per pair behind a repair.
+    :param max_held_total: most live trades held over all pairs (hundreds of pairs under
+        repair at once); past it, the pair holding most lets go of them (REST brings them).
     :param message_trades: most trades in one `Publish`.
     :param repair_timeout: seconds a REST page may take before that attempt fails.
     :param repair_attempts: failed attempts in a row before a hole is final.
@@ -131,12 +154,17 @@ class FeedConfig:
     :param page_size: trades per REST page (Kraken's maximum is 1000).
     :param history_since_ns: publish each pair's past from then on (pairs with a position
         resume from it instead).
+    :param stale_after: seconds without a live trade of a pair before its subscription is
+        checked with a `Resubscribe` (0: never). Pairs are looked at every
+        `min(10 s, stale_after / 4)`, so the check goes out after `stale_after` plus at most
+        that, and the stale pairs of one look share one request.
     """
 
     pairs: tuple[str, ...]
     repair: bool = True
     max_gap: int = 50_000
     max_held: int = 100_000
+    max_held_total: int = 1_000_000
     message_trades: int = 1000
     repair_timeout: float = 60.0
     repair_attempts: int = 5
@@ -144,6 +172,7 @@ class FeedConfig:
     retry_cap: float = 60.0
     page_size: int = 1000
     history_since_ns: int | None = None
+    stale_after: float = 120.0
 
 
 @dataclass
@@ -161,6 +190,11 @@ class FeedStats:
     missed: int = 0  # trades in those holes
     let_go: int = 0  # held trades let go to bound memory (REST brings them back)
     rest_failures: int = 0
+    probes_quiet: int = 0  # silent-subscription checks: nothing newer (or no answer)
+    probes_newer: int = 0  # ... that found newer trades: the subscription had gone silent
+    # per pair, for metrics: (stat, pair) -> count, for gaps, repaired, holes, missed,
+    # from_rest and out_of_sequence (each also counted in its total above)
+    by_pair: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 # --- the core -----------------------------------------------------------------------------
@@ -191,6 +225,9 @@ class Feed:
         self._turns = 0
         self._unknown_symbols: set[str] = set()
         self.history_failed: set[str] = set()
+        self._silence_check_at = 0.0
+        self._held_total = 0  # live trades held behind repairs, all pairs
+        self._schedule_after = 0.0  # no repair can get a page before then (all wait to retry)
         since = config.history_since_ns
         if since is not None and config.repair:
             for lane in self._lanes.values():
@@ -244,6 +281,9 @@ class Feed:
                 continue
             if len(batch) > 1:
                 batch.sort(key=_trade_id)
+            lane.heard_at = now
+            if lane.probe is not None:
+                self._probe_answered(lane, batch[-1].trade_id)
             self._live(lane, batch, now)
 
     def page(
@@ -288,7 +328,9 @@ class Feed:
         self._schedule(now)
 
     def tick(self, now: float) -> None:
-        """Let time pass: fail a page that takes too long, start the next one."""
+        """Let time pass: check for silent pairs, fail a page that takes too long, start the
+        next one."""
+        self._check_silence(now)
         outstanding = self._outstanding
         if outstanding is not None:
             if now - outstanding.sent_at < self.config.repair_timeout:
@@ -300,6 +342,15 @@ class Feed:
                 error = f"no answer within {self.config.repair_timeout:g} s (repair_timeout)"
                 self._attempt_failed(lane, lane.repair, error, False, now)
         self._schedule(now)
+
+    def probes_not_sent(self, pairs: Iterable[str]) -> None:
+        """The `Resubscribe` of these pairs could not go out (no open connection holds them):
+        forget it; the next connection's snapshot comes anyway, and they are checked again
+        after another `stale_after` (so a reconnect's snapshot is not taken for an answer)."""
+        for pair in pairs:
+            lane = self._lanes.get(pair)
+            if lane is not None:
+                lane.probe = None
 
     # --- live trades ------------------------------------------------------------------
 
@@ -313,8 +364,11 @@ class Feed:
                 if lane.repair.chasing:
                     self.stats.let_go += 1  # REST brings it
                 elif lane.hold(trade):
+                    self._held_total += 1
                     if len(lane.held) > self.config.max_held:
-                        self._let_go(lane, lane.repair)
+                        self._let_go(lane, lane.repair, f"max_held ({self.config.max_held})")
+                    elif self._held_total > self.config.max_held_total:
+                        self._let_go_most()
                 else:
                     self.stats.duplicates += 1
                 continue
@@ -369,6 +423,7 @@ class Feed:
             lane.position = position
             if origin == "rest":
                 self.stats.from_rest += len(fresh)
+                self.stats.by_pair["from_rest", lane.pair] += len(fresh)
             self._publish(lane.pair, fresh, origin)
 
     def _gap(self, lane: Lane, trade: Trade, now: float) -> None:
@@ -377,12 +432,14 @@ class Feed:
         last_id, last_ms = lane.position
         first, until = last_id + 1, trade.trade_id - 1
         self.stats.gaps += 1
+        self.stats.by_pair["gaps", lane.pair] += 1
         self._note(
             logging.WARNING,
             f"Gap in {lane.pair}: trade_id {first}..{until} ({until - first + 1} trades) "
             "missed; fetching them from Kraken REST",
         )
-        lane.hold(trade)
+        if lane.hold(trade):
+            self._held_total += 1
         self._start(lane, Repair(RepairKind.GAP, (last_ms - 1) * NS_PER_MS, until, first))
 
     def _drop_suspect(self, lane: Lane) -> None:
@@ -393,6 +450,7 @@ class Feed:
 
     def _out_of_sequence(self, lane: Lane, trade: Trade, why: str) -> None:
         self.stats.out_of_sequence += 1
+        self.stats.by_pair["out_of_sequence", lane.pair] += 1
         self._note(
             logging.ERROR,
             f"Dropped {lane.pair} trade_id {trade.trade_id} ({trade.timestamp}): out of "
@@ -413,20 +471,30 @@ class Feed:
     def _start(self, lane: Lane, repair: Repair) -> None:
         lane.repair = repair
         self._repairing[lane.pair] = lane
+        self._schedule_after = 0.0  # a new candidate for the next page
 
-    def _let_go(self, lane: Lane, repair: Repair) -> None:
+    def _let_go(self, lane: Lane, repair: Repair, bound: str) -> None:
         """Too many held trades: drop them from memory and let REST bring them instead."""
         count = len(lane.held)
         lane.held.clear()
+        self._held_total -= count
         repair.until_id = None
         repair.chasing = True
         self.stats.let_go += count
         self._note(
             logging.WARNING,
             f"{lane.pair}: {count} live trades held behind the {repair.describe()} repair "
-            f"exceed max_held ({self.config.max_held}); letting them go, the repair now "
-            "fetches everything up to the present from REST",
+            f"exceed {bound}; letting them go, the repair now fetches everything up to the "
+            "present from REST",
         )
+
+    def _let_go_most(self) -> None:
+        """The held trades of all pairs exceed `max_held_total`: the pair holding most lets go."""
+        lane = max(self._repairing.values(), key=lambda lane: len(lane.held))
+        assert lane.repair is not None
+        total = self._held_total
+        bound = f"max_held_total ({self.config.max_held_total}, {total} held over all pairs)"
+        self._let_go(lane, lane.repair, bound)
 
     def _publish_page(self, lane: Lane, repair: Repair, trades: list[Trade]) -> bool:
         """Publish a REST page's trades that continue the lane; True once `until_id` is reached."""
@@ -466,6 +534,7 @@ class Feed:
                 self._hole(lane, position[0] + 1, until, "Kraken REST has no more of them")
             else:
                 self.stats.repaired += 1
+                self.stats.by_pair["repaired", lane.pair] += 1
                 self._note(
                     logging.INFO,
                     f"Gap in {lane.pair} ({repair.describe()}) repaired: {repair.fetched} "
@@ -473,6 +542,7 @@ class Feed:
                 )
         self._stop(lane)
         held = lane.release()
+        self._held_total -= len(held)
         if held:
             self._live(lane, held, now)
 
@@ -510,6 +580,7 @@ class Feed:
                 self._note(logging.ERROR, f"Repair of {lane.pair} given up: {why}")
         self._stop(lane)
         held = lane.release()
+        self._held_total -= len(held)
         if held:
             self._live(lane, held, now)
 
@@ -518,18 +589,28 @@ class Feed:
         self._repairing.pop(lane.pair, None)
 
     def _schedule(self, now: float) -> None:
-        """Send the next page request: the most urgent repair, the least recently served."""
-        if self._outstanding is not None or not self._repairing:
+        """Send the next page request: the most urgent repair, the least recently served.
+
+        Least recently served (`Lane.turn`) among repairs of the same kind is round-robin:
+        with N pairs under repair, each gets a page at least once in N pages, whatever the
+        others' lengths (tests/unit/test_many_pairs.py). While every repair waits for a
+        retry, the lanes are not scanned again (this runs on every tick) until the first
+        retry is due or a new repair starts.
+        """
+        if self._outstanding is not None or not self._repairing or now < self._schedule_after:
             return
         best: Lane | None = None
+        soonest = float("inf")
         for lane in self._repairing.values():
             repair = lane.repair
             assert repair is not None
             if repair.retry_at > now:
+                soonest = min(soonest, repair.retry_at)
                 continue
             if best is None or (repair.kind, lane.turn) < (best.repair.kind, best.turn):  # type: ignore[union-attr]
                 best = lane
         if best is None:
+            self._schedule_after = soonest
             return
         self._turns += 1
         best.turn = self._turns
@@ -538,6 +619,61 @@ class Feed:
         assert best.repair is not None
         self._actions.append(
             Fetch(self._next_request, best.pair, best.repair.since_ns, self.config.page_size)
+        )
+
+    # --- silent subscriptions ---------------------------------------------------------
+
+    def _check_silence(self, now: float) -> None:
+        """Resubscribe (one request) the pairs without a live trade for `stale_after`.
+
+        A pair under repair is not checked (its repair asks REST already); a check that got
+        no answer within `stale_after` (a pair that never traded: an empty snapshot; or a
+        lost request) counts as quiet and goes out again.
+        """
+        stale_after = self.config.stale_after
+        if stale_after <= 0 or now < self._silence_check_at:
+            return
+        self._silence_check_at = now + min(SILENCE_CHECK_INTERVAL, stale_after / 4)
+        stale: list[Lane] = []
+        for lane in self._lanes.values():
+            heard_at = lane.heard_at
+            if heard_at is None:  # the clock starts at the first tick
+                lane.heard_at = now
+            elif now - heard_at >= stale_after and lane.repair is None:
+                if lane.probe is not None:
+                    lane.probe = None
+                    self.stats.probes_quiet += 1
+                stale.append(lane)
+        if not stale:
+            return
+        for lane in stale:
+            lane.start_probe(now)
+        pairs = tuple(lane.pair for lane in stale)
+        self._note(
+            logging.INFO,
+            f"No trade of {_some(pairs)} for {stale_after:g} s or more: resubscribing with a "
+            "snapshot to see whether Kraken has newer trades",
+        )
+        self._actions.append(Resubscribe(pairs))
+
+    def _probe_answered(self, lane: Lane, last_id: int) -> None:
+        """The first live trades since the lane's `Resubscribe`: newer than it stood, or not."""
+        since = lane.probe
+        assert since is not None
+        lane.probe = None
+        if last_id <= since:
+            self.stats.probes_quiet += 1
+            self._note(
+                logging.DEBUG,
+                f"{lane.pair} is only quiet: Kraken has no trade after trade_id {since}",
+            )
+            return
+        self.stats.probes_newer += 1
+        newer = f"{last_id - since} newer trades" if since >= 0 else "trades"
+        self._note(
+            logging.WARNING,
+            f"{lane.pair}'s subscription had gone silent: Kraken has {newer} (up to trade_id "
+            f"{last_id}); publishing them, and fetching from REST any its snapshot lacks",
         )
 
     # --- outputs ----------------------------------------------------------------------
@@ -560,6 +696,8 @@ class Feed:
             lane.position = (last, after_ms or 0)
         self.stats.holes += 1
         self.stats.missed += hole.size
+        self.stats.by_pair["holes", lane.pair] += 1
+        self.stats.by_pair["missed", lane.pair] += hole.size
         self._note(
             logging.ERROR,
             f"Gap in {lane.pair}: trade_id {first}..{last} ({hole.size} trades) missed and "
@@ -573,3 +711,10 @@ class Feed:
 
 def _trade_id(trade: Trade) -> int:
     return trade.trade_id
+
+
+def _some(pairs: tuple[str, ...], shown: int = 10) -> str:
+    """`A, B and 3 more pairs`: a list short enough for a log line."""
+    if len(pairs) <= shown:
+        return ", ".join(pairs)
+    return f"{', '.join(pairs[:shown])} and {len(pairs) - shown} more pairs"

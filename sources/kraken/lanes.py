@@ -1,4 +1,5 @@
-"""One lane per pair: where its published sequence stands, its repair, its held live trades.
+"""One lane per pair: where its published sequence stands, its repair, its held live trades,
+and when it was last heard of (to find a subscription gone silent).
 
 A lane is plain data with small, obvious methods; the decisions (what is a gap, when a
 repair starts, ends or is retried, what gets published) live in `feed.Feed`.
@@ -54,6 +55,10 @@ class Lane:
     :param suspect: a trade whose trade_id leaps beyond `max_gap`, held until the next trade
         says whether the sequence really moved there (a poison id is dropped).
     :param turn: when the lane last got a REST page, for round-robin fairness.
+    :param heard_at: monotonic time a live trade of the pair last arrived, or a probe went
+        out; None until the feed's clock first ticks.
+    :param probe: a resubscribe is out to check whether Kraken has newer trades: the
+        trade_id the lane stood at when it went (-1: none yet); None when no probe is out.
     """
 
     pair: str
@@ -62,6 +67,8 @@ class Lane:
     held: list[Trade] = field(default_factory=list)
     suspect: Trade | None = None
     turn: int = 0
+    heard_at: float | None = None
+    probe: int | None = None
 
     def hold(self, trade: Trade) -> bool:
         """Keep a live trade behind the repair, in trade_id order; False for a duplicate."""
@@ -85,3 +92,8 @@ class Lane:
 
     def advance(self, trade: Trade) -> None:
         self.position = (trade.trade_id, trade.timestamp_ms)
+
+    def start_probe(self, now: float) -> None:
+        """A resubscribe goes out for this pair: remember where it stood, restart its clock."""
+        self.probe = self.position[0] if self.position is not None else -1
+        self.heard_at = now

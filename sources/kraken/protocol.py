@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .trade import InvalidTrade, Trade
+from .trade import ExactFloat, InvalidTrade, Trade
 
 __all__ = [
     "Event",
@@ -29,6 +29,7 @@ __all__ = [
     "parse_frame",
     "ping_request",
     "subscribe_request",
+    "unsubscribe_request",
 ]
 
 EXCERPT_CHARS = 200
@@ -117,25 +118,60 @@ def excerpt(frame: str | bytes | Any, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def parse_frame(frame: str | bytes) -> list[Event]:
+def parse_frame(frame: str | bytes, *, exact: bool = False) -> list[Event]:
     """Turn one WebSocket frame into protocol events. Never raises.
 
     A frame that strict JSON rejects only for a NaN, an Infinity, a number beyond a double or
     invalid UTF-8 somewhere is read leniently, so its valid trades survive; the trade that
     carries the oddity fails validation on its own.
+
+    :param exact: for `decimal_strings`: every price and volume must give back its decimal
+        exactly (`trade.decimal_text`). A float does when its text has at most 15 significant
+        digits; orjson does not keep the text, so a frame that holds a longer number (16
+        characters of digits and points in a row) is read by Python's JSON reader instead,
+        which keeps it (`trade.ExactFloat`). Kraken's usual frames have none: they cost a
+        regular-expression scan more.
     """
-    try:
-        message = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        message = _lenient_loads(frame)
+    if exact and _has_long_number(frame):
+        message = _exact_loads(frame)
         if message is None:
-            return [Malformed(f"not JSON: {exc}", excerpt(frame))]
+            return [Malformed("not JSON", excerpt(frame))]
+    else:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            message = _exact_loads(frame) if exact else _lenient_loads(frame)
+            if message is None:
+                return [Malformed(f"not JSON: {exc}", excerpt(frame))]
     if not isinstance(message, dict):
         return [Malformed("not a JSON object", excerpt(frame))]
     try:
         return _parse_message(message, frame)
     except Exception as exc:  # a shape we did not foresee: report, never crash
         return [Malformed(f"unexpected message shape: {exc!r}", excerpt(frame))]
+
+
+# 16 characters of a number in a row: maybe more than 15 significant digits (or not: then
+# the frame is read the slow way for nothing, which is harmless). Found by mapping digits and
+# points to "0", everything else to " " (bytes.translate: a fraction of orjson's time).
+_NUMBER_CHARS = bytes(0x30 if chr(i) in "0123456789." else 0x20 for i in range(256))
+_LONG_NUMBER = b"0" * 16
+
+
+def _has_long_number(frame: str | bytes) -> bool:
+    if isinstance(frame, str):
+        frame = frame.encode("utf-8", "replace")
+    return _LONG_NUMBER in bytes(frame).translate(_NUMBER_CHARS)
+
+
+def _exact_loads(frame: str | bytes) -> Any:
+    """Python's JSON reader, numbers with a fraction or exponent as `ExactFloat`; as lenient
+    as `_lenient_loads` (which `parse_frame` tries only after orjson)."""
+    try:
+        text = frame.decode("utf-8", "replace") if isinstance(frame, (bytes, bytearray)) else frame
+        return json.loads(text, parse_float=ExactFloat)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def _lenient_loads(frame: str | bytes) -> Any:
@@ -180,7 +216,8 @@ def _parse_trades(message: dict[str, Any], frame: str | bytes) -> list[Event]:
         try:
             trades.append(Trade.from_kraken(item))
         except InvalidTrade as exc:
-            events.append(Malformed(f"invalid trade: {exc}", excerpt(orjson.dumps(item))))
+            text = orjson.dumps(item, default=float)  # default: an ExactFloat (exact)
+            events.append(Malformed(f"invalid trade: {exc}", excerpt(text)))
     if trades:
         events.insert(0, TradeBatch(kind, tuple(trades)))
     return events
@@ -226,6 +263,12 @@ def subscribe_request(symbols: Iterable[str], *, snapshot: bool, req_id: int) ->
     """One subscribe request for every symbol (Kraken rate-limits bursts of requests)."""
     params = {"channel": "trade", "symbol": list(symbols), "snapshot": snapshot}
     return orjson.dumps({"method": "subscribe", "params": params, "req_id": req_id}).decode()
+
+
+def unsubscribe_request(symbols: Iterable[str], *, req_id: int) -> str:
+    """One unsubscribe request for every symbol (acknowledged per symbol like a subscribe)."""
+    params = {"channel": "trade", "symbol": list(symbols)}
+    return orjson.dumps({"method": "unsubscribe", "params": params, "req_id": req_id}).decode()
 
 
 def ping_request(req_id: int) -> str:

@@ -30,7 +30,7 @@ import httpx
 import orjson
 
 from .backoff import Backoff
-from .trade import InvalidTrade, Trade
+from .trade import ExactFloat, InvalidTrade, Trade
 
 __all__ = [
     "BadRow",
@@ -203,8 +203,8 @@ def _row_to_trade(symbol: str, row: Any) -> Trade:
         {
             "symbol": symbol,
             "side": SIDES.get(side, side) if isinstance(side, str) else side,
-            "price": float(_decimal(price, "price")),
-            "qty": float(_decimal(volume, "volume")),
+            "price": _number(price, "price"),
+            "qty": _number(volume, "volume"),
             "ord_type": ORDER_TYPES.get(order_type, order_type)
             if isinstance(order_type, str)
             else order_type,
@@ -212,6 +212,13 @@ def _row_to_trade(symbol: str, row: Any) -> Trade:
             "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
     )
+
+
+def _number(value: Any, field: str) -> float:
+    """A price or volume: Kraken's decimal string keeps its text (`ExactFloat`, for
+    `decimal_strings`); a JSON number is a float."""
+    number = _decimal(value, field)
+    return ExactFloat(value) if isinstance(value, str) else float(number)
 
 
 def _decimal(value: Any, field: str) -> Decimal:

@@ -1,8 +1,8 @@
 """`KrakenTradesSource`: lifecycle and wiring of the WebSocket, the REST fetcher and the core.
 
-    KrakenSession (frames -> trades) ─┐
-                                      ├─> Feed (per-pair lanes) ─> Publish ─> source topic
-    PageFetcher (REST pages) ─────────┘                          ─> Fetch   ─> PageFetcher
+    ConnectionGroup (KrakenSessions: frames -> trades) ─┐
+                                                        ├─> Feed (per-pair lanes) ─> Publish
+    PageFetcher (REST pages) ───────────────────────────┘                          ─> Fetch
 
 Everything about sequencing, repairs and their scheduling is decided in `feed.Feed`, which
 tests drive without any I/O; this module only moves data between it and the outside.
@@ -13,19 +13,30 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-import websocket
 from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sources import StatefulSource
 
-from .backoff import Backoff, ReconnectPolicy
-from .config import parse_pairs
-from .feed import CancelFetch, Feed, FeedConfig, Fetch, HistoryEnded, Hole, Notice, Publish
+from ..observability import source_metrics
+from .config import has_patterns, parse_pairs
+from .connections import ConnectionGroup
+from .feed import (
+    CancelFetch,
+    Feed,
+    FeedConfig,
+    Fetch,
+    HistoryEnded,
+    Hole,
+    Notice,
+    Publish,
+    Resubscribe,
+)
 from .fetcher import PageFetcher, PageRequest
+from .gaps import GapEvents
 from .positions import restore_positions, save_positions
 from .rest import KrakenRest
-from .session import ConnectionLost, KrakenSession, SessionStats, SubscriptionRejected
+from .session import ConnectionLost, SessionStats, SubscriptionRejected
 
 __all__ = [
     "END_OF_BACKFILL_HEADER",
@@ -67,7 +78,9 @@ class KrakenTradesSource(StatefulSource):
     """Every trade of `pairs` from Kraken's WebSocket API v2, once, in trade_id order.
 
     Each message of the source topic holds consecutive trades of one pair (a JSON list of
-    Kraken v2 trade objects with `timestamp_ms` added), keyed by the pair. Trades Kraken
+    Kraken v2 trade objects with `timestamp_ms` and `origin`, ws or rest, added), keyed by
+    the pair; a trade_id range that will never be published is a gap event (a JSON object,
+    `gaps.gap_event`), written just before the pair's next trades. Trades Kraken
     sends again (the snapshot after a reconnect) are dropped; trades it skipped are fetched
     from its REST `Trades` endpoint and published first, while that pair's live trades wait
     (other pairs flow on). Each pair's position is kept in the source's state, so a
@@ -99,9 +112,15 @@ class KrakenTradesSource(StatefulSource):
         repair_timeout: float = 60.0,
         repair_attempts: int = 5,
         shutdown_timeout: float = 10.0,
+        stale_after: float | None = 120.0,
+        decimal_strings: bool = False,
+        max_pairs_per_connection: int = 100,
+        subscribe_batch: int = 50,
+        optional_pairs: Collection[str] = (),
     ) -> None:
         """
-        :param pairs: Kraken v2 symbols (`BTC/USD`); validated here, so a typo fails at once.
+        :param pairs: Kraken v2 symbols (`BTC/USD`), patterns already resolved (see
+            `instruments.resolve_pairs`); validated here, so a typo fails at once.
         :param name: the source name; Quix Streams names the source topic `source__<name>`.
         :param ws_url: the WebSocket endpoint.
         :param snapshot: ask for the last 50 trades per pair on every (re)subscribe.
@@ -120,10 +139,26 @@ class KrakenTradesSource(StatefulSource):
         :param repair_timeout: seconds a REST page may take before that attempt fails.
         :param repair_attempts: failed attempts in a row before a gap is given up (logged).
         :param shutdown_timeout: seconds the application waits for the source to stop.
+        :param stale_after: seconds without a live trade of a pair before its subscription is
+            checked by resubscribing with a snapshot (see `feed`); 0 or None: never.
+        :param decimal_strings: write price and qty as Kraken's exact decimal strings
+            instead of numbers (WebSocket frames are then read by Python's JSON reader).
+        :param max_pairs_per_connection: most pairs on one WebSocket connection; more pairs
+            are spread over several (see `connections`).
+        :param subscribe_batch: most symbols in one subscribe request.
+        :param optional_pairs: pairs that came from `all` or a pattern: one Kraken refuses is
+            logged and left out; a refused pair named explicitly stops the source.
         """
         if isinstance(pairs, str):
             pairs = parse_pairs(pairs)
         self.pairs: tuple[str, ...] = parse_pairs(",".join(pairs))
+        if has_patterns(self.pairs):
+            raise ValueError("pairs: resolve all and patterns first (instruments.resolve_pairs)")
+        if max_pairs_per_connection < 1 or subscribe_batch < 1:
+            raise ValueError("max_pairs_per_connection and subscribe_batch must be >= 1")
+        self.max_pairs_per_connection = max_pairs_per_connection
+        self.subscribe_batch = subscribe_batch
+        self.optional_pairs = frozenset(optional_pairs) & set(self.pairs)
         if heartbeat_timeout <= 0 or connect_timeout <= 0 or stats_interval <= 0:
             raise ValueError("heartbeat_timeout, connect_timeout and stats_interval must be > 0")
         if backfill_only and backfill_since_ns is None:
@@ -140,6 +175,7 @@ class KrakenTradesSource(StatefulSource):
         self.rest_url = rest_url
         self.rest_min_interval = rest_min_interval
         self.backfill_only = backfill_only
+        self.decimal_strings = decimal_strings
         self.feed_config = FeedConfig(
             pairs=self.pairs,
             repair=bool(rest_url),
@@ -148,6 +184,7 @@ class KrakenTradesSource(StatefulSource):
             repair_timeout=repair_timeout,
             repair_attempts=repair_attempts,
             history_since_ns=backfill_since_ns,
+            stale_after=0.0 if backfill_only or not stale_after else stale_after,
         )
         self._stop_requested = False
         super().__init__(name=name, shutdown_timeout=shutdown_timeout)
@@ -176,7 +213,12 @@ class KrakenTradesSource(StatefulSource):
         self._saved = dict(self.feed.positions)
         self._next_checkpoint = 0.0
         self._next_summary = time.monotonic() + self.stats_interval
+        self.group: ConnectionGroup | None = None  # the WebSocket connections (live mode)
+        self._resubscribes = 0
         self._fetcher: PageFetcher | None = None
+        self._gaps = GapEvents()
+        # Prometheus metrics (None when off): counters synced from the stats about once a second
+        self._metrics = source_metrics(self.pairs, self.feed_config.history_since_ns)
         if self.rest_url:
             rest = KrakenRest(self.rest_url, min_interval=self.rest_min_interval)
             self._fetcher = PageFetcher(rest).start()
@@ -189,51 +231,48 @@ class KrakenTradesSource(StatefulSource):
             if self._fetcher is not None:
                 self._fetcher.stop()
             logger.info("Stopped. %s", self.summary())
+            if self._metrics is not None:
+                self._sync_metrics(time.monotonic())
         self._checkpoint()
 
     def _run_live(self) -> None:
-        logger.info("Streaming trades of %s from %s", ", ".join(self.pairs), self.ws_url)
-        policy = ReconnectPolicy(Backoff(initial=1.0, cap=self.max_backoff), self.healthy_after)
-        acknowledged: set[str] = set()
-        req_id = 0
-        while self.running:
-            session = KrakenSession(
-                self.ws_url,
-                self.pairs,
-                acknowledged=acknowledged,
-                stats=self.session_stats,
-                snapshot=self.snapshot,
-                connect_timeout=self.connect_timeout,
-                heartbeat_timeout=self.heartbeat_timeout,
-            )
-            try:
-                req_id += 1
-                session.open(req_id)
-                policy.connected(time.monotonic())
-                while self.running:
-                    timeout = READ_TIMEOUT_REPAIRING if self.feed.repairing else READ_TIMEOUT
-                    trades = session.read(timeout)
-                    now = time.monotonic()
-                    if trades:
-                        self.feed.receive(trades, now)
-                    self._pump(now)
-            except (ConnectionLost, websocket.WebSocketException, OSError) as exc:
-                if not self.running:
-                    break
-                self.session_stats.reconnects += 1
-                delay = policy.next_delay(time.monotonic())
-                logger.warning(
-                    "Disconnected from Kraken (connection_id=%s): %s; reconnecting in %.1f s "
-                    "(attempt %d)",
-                    session.connection_id,
-                    exc or type(exc).__name__,
-                    delay,
-                    policy.backoff.attempt,
-                )
-                session.close()
-                self._idle(delay)
-            finally:
-                session.close()
+        """Read every connection of the group, feed the core, carry out its actions."""
+        pairs = self.pairs
+        group = self.group = ConnectionGroup(
+            self.ws_url,
+            pairs,
+            stats=self.session_stats,
+            max_pairs_per_connection=self.max_pairs_per_connection,
+            subscribe_batch=self.subscribe_batch,
+            optional=self.optional_pairs,
+            snapshot=self.snapshot,
+            exact=self.decimal_strings,
+            connect_timeout=self.connect_timeout,
+            heartbeat_timeout=self.heartbeat_timeout,
+            max_backoff=self.max_backoff,
+            healthy_after=self.healthy_after,
+            idle_wait=self._wait_for_pages,
+        )
+        listed = ", ".join(pairs) if len(pairs) <= 20 else f"{len(pairs)} pairs"
+        spread = f" on {group.connections} connections" if group.connections > 1 else ""
+        logger.info("Streaming trades of %s from %s%s", listed, self.ws_url, spread)
+        feed = self.feed
+        try:
+            while self.running:
+                trades = group.read(READ_TIMEOUT_REPAIRING if feed.repairing else READ_TIMEOUT)
+                now = time.monotonic()
+                if trades:
+                    feed.receive(trades, now)
+                self._pump(now)
+        finally:
+            group.close()
+
+    def _wait_for_pages(self, seconds: float) -> None:
+        """No connection is open: wait, waking early when a REST page arrives."""
+        if self._fetcher is not None:
+            self._fetcher.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def _run_history(self) -> None:
         """Fetch every pair's history up to now; then mark the end, or raise if incomplete."""
@@ -282,12 +321,19 @@ class KrakenTradesSource(StatefulSource):
                     permanent=result.permanent,
                 )
         feed.tick(now)
+        gaps = self._gaps
+        decimal_strings = self.decimal_strings
+        metrics = self._metrics
         for action in feed.actions():
             if isinstance(action, Publish):
-                message = self.serialize(
-                    key=action.pair, value=[trade.to_message() for trade in action.trades]
-                )
+                if gaps:  # a hole of this pair waits for the time of its next trade
+                    self._produce_gap(gaps.before(action.pair, action.trades[0].timestamp_ms))
+                origin = action.origin
+                value = [trade.to_message(origin, decimal_strings) for trade in action.trades]
+                message = self.serialize(key=action.pair, value=value)
                 self.produce(key=message.key, value=message.value)
+                if metrics is not None and origin == "ws":  # one observation per message
+                    metrics.observe_publish(action.trades[-1].timestamp_ms)
             elif isinstance(action, Notice):
                 logger.log(action.level, action.message)
             elif isinstance(action, Fetch) and fetcher is not None:
@@ -296,14 +342,58 @@ class KrakenTradesSource(StatefulSource):
                 )
             elif isinstance(action, CancelFetch) and fetcher is not None:
                 fetcher.cancel()
-            elif isinstance(action, (Hole, HistoryEnded)):
-                pass  # logged by their Notice; kept as data for what consumes gaps later
+            elif isinstance(action, Resubscribe):
+                self._resubscribe(action.pairs)
+            elif isinstance(action, Hole):  # logged by its Notice; a gap event for the topic
+                self._produce_gap(gaps.hole(action, time.time_ns() // 1_000_000))
+            elif isinstance(action, HistoryEnded):
+                pass  # logged by its Notice
+        for event in gaps.rest() if gaps else ():  # holes no trade followed in this round
+            self._produce_gap(event)
+        if metrics is not None and now >= metrics.due:
+            self._sync_metrics(now)
         if now >= self._next_checkpoint:
             self._checkpoint()
             self._next_checkpoint = now + CHECKPOINT_INTERVAL
         if now >= self._next_summary:
             self._next_summary = now + self.stats_interval
             logger.info("Summary: %s", self.summary())
+
+    def _produce_gap(self, event: dict | None) -> None:
+        """Write a gap event (`gaps.gap_event`) to the source topic, keyed by its pair."""
+        if event is not None:
+            message = self.serialize(key=event["pair"], value=event)
+            self.produce(key=message.key, value=message.value)
+
+    def _resubscribe(self, pairs: tuple[str, ...]) -> None:
+        """Resubscribe `pairs`, with a snapshot, on the connection that holds them.
+
+        Pairs no open connection has subscribed are left to the next connection, which
+        subscribes them with a snapshot anyway; the core forgets their check, so that
+        snapshot is not taken for its answer.
+        """
+        group = self.group
+        sessions = group.sessions if group is not None else ()
+        subscribed = set().union(*(session.subscribed for session in sessions))
+        unsent = [pair for pair in pairs if pair not in subscribed]
+        if unsent:
+            self.feed.probes_not_sent(unsent)
+        if group is not None and len(unsent) < len(pairs):
+            self._resubscribes += 1
+            group.resubscribe([pair for pair in pairs if pair in subscribed])
+
+    def _sync_metrics(self, now: float) -> None:
+        """Copy the counters into the Prometheus metrics (see `observability.sync`)."""
+        fetcher, group = self._fetcher, self.group
+        self._metrics.sync(  # type: ignore[union-attr]
+            now,
+            feed=self.feed,
+            session_stats=self.session_stats,
+            bad_rest_rows=self.bad_rows,
+            rest=fetcher.rest if fetcher is not None else None,
+            sessions=group.sessions if group is not None else (),
+            left_out=group.left_out if group is not None else (),
+        )
 
     def _checkpoint(self) -> None:
         """Deliver what was produced, then record the positions it reached."""
@@ -323,7 +413,8 @@ class KrakenTradesSource(StatefulSource):
             f"unrepaired={stats.holes} missed={stats.missed} backfilled={stats.from_rest} "
             f"held={self.feed.held()} out_of_sequence={stats.out_of_sequence} "
             f"unexpected_symbol={stats.unexpected_symbol} bad_rest_rows={self.bad_rows} "
-            f"rest_failures={stats.rest_failures}"
+            f"rest_failures={stats.rest_failures} stale_probes_quiet={stats.probes_quiet} "
+            f"stale_probes_newer={stats.probes_newer}"
         )
 
     # --- Quix Streams plumbing --------------------------------------------------------

@@ -1,12 +1,29 @@
-"""The `Trade` model: one Kraken v2 trade, validated."""
+"""The `Trade` model: one Kraken v2 trade, validated; and how a price keeps its decimal text.
+
+Prices and volumes are floats. A float holds a decimal of up to 15 significant digits
+exactly in the sense that matters here: its shortest repr (what `repr`, orjson and the JSON
+serializers write) is that decimal again. Kraken's wire text can hold more (a volume of
+12345678.12345678 has 16); `ExactFloat` is a float that also remembers the text it was read
+from, so that `decimal_strings` can write Kraken's decimal exactly (`decimal_text`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["InvalidTrade", "Trade", "parse_timestamp_ms"]
+__all__ = [
+    "ORIGINS",
+    "ExactFloat",
+    "InvalidTrade",
+    "Trade",
+    "decimal_text",
+    "parse_timestamp_ms",
+]
+
+ORIGINS = ("ws", "rest")  # a trade Kraken's WebSocket sent; one fetched from its REST API
 
 SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit"})
@@ -16,6 +33,36 @@ _INF = float("inf")
 
 class InvalidTrade(ValueError):
     """A trade object that lacks a field or has one of the wrong type or value."""
+
+
+class ExactFloat(float):
+    """A float read from a decimal text, which it keeps (`text`).
+
+    Use it as the `parse_float` of `json.loads`, or for Kraken's REST strings: it compares,
+    sorts and computes as the float, and `decimal_text` gives the text back.
+    """
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> ExactFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExactFloat, (self.text,))
+
+
+def decimal_text(value: float) -> str:
+    """The plain decimal a price or volume stands for: Kraken's text for an `ExactFloat`,
+    the shortest repr for any other float; no exponent, no trailing zeros
+    (`"105433.60000"` -> `"105433.6"`, `1e-05` -> `"0.00001"`, `65000.0` -> `"65000"`)."""
+    text = value.text if type(value) is ExactFloat else repr(float(value))
+    if "e" in text or "E" in text or (text[:1] == "0" and text[1:2] not in (".", "")):
+        text = format(Decimal(text), "f")  # no exponent; "007.5" -> "7.5"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def parse_timestamp_ms(value: str) -> int:
@@ -36,7 +83,9 @@ def _number(obj: dict[str, Any], field: str) -> float:
         raise InvalidTrade(f"{field} must be a number, got {type(value).__name__}")
     if not 0 < value < _INF:
         raise InvalidTrade(f"{field} must be a positive, finite number, got {value!r}")
-    return float(value)
+    if type(value) is int:  # exact whatever its size: its text is its digits
+        return ExactFloat(str(value))
+    return value if type(value) is ExactFloat else float(value)
 
 
 def _choice(obj: dict[str, Any], field: str, allowed: frozenset[str]) -> str:
@@ -86,9 +135,9 @@ class Trade:
                 and "/" in symbol
                 and type(side) is str
                 and side in SIDES
-                and type(price) is float
+                and (type(price) is float or type(price) is ExactFloat)
                 and 0 < price < _INF
-                and type(qty) is float
+                and (type(qty) is float or type(qty) is ExactFloat)
                 and 0 < qty < _INF
                 and type(ord_type) is str
                 and ord_type in ORDER_TYPES
@@ -148,9 +197,29 @@ class Trade:
             "timestamp": self.timestamp,
         }
 
-    def to_message(self) -> dict[str, Any]:
-        """The trade as the source topic carries it: Kraken's fields and `timestamp_ms`,
-        so that the dataframe does not parse the time a second time."""
-        message = self.to_kraken()
-        message["timestamp_ms"] = self.timestamp_ms
+    def to_message(self, origin: str = "ws", decimal_strings: bool = False) -> dict[str, Any]:
+        """The trade as the source topic carries it: Kraken's fields, `timestamp_ms` (so that
+        the dataframe does not parse the time a second time) and, for a trade from REST,
+        `origin: "rest"` (none means `ws`: live trades, nearly all of them, stay lean).
+
+        :param decimal_strings: price and qty as exact decimal strings (`decimal_text`)
+            instead of numbers.
+        """
+        price, qty = self.price, self.qty
+        if decimal_strings:
+            price, qty = decimal_text(price), decimal_text(qty)
+        elif type(price) is not float or type(qty) is not float:
+            price, qty = float(price), float(qty)  # an ExactFloat: a JSON number like any
+        message = {
+            "symbol": self.symbol,
+            "side": self.side,
+            "price": price,
+            "qty": qty,
+            "ord_type": self.ord_type,
+            "trade_id": self.trade_id,
+            "timestamp": self.timestamp,
+            "timestamp_ms": self.timestamp_ms,
+        }
+        if origin != "ws":
+            message["origin"] = origin
         return message

@@ -20,10 +20,13 @@ def normalize_trades(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def normalize_trade(trade: dict[str, Any]) -> dict[str, Any]:
     """Rename Kraken's fields to the output schema and add the event time in epoch ms.
 
-    `{"symbol","side","price","qty","ord_type","trade_id","timestamp"[,"timestamp_ms"]}` ->
-    `{"pair","price","volume","side","order_type","trade_id","timestamp_ms","timestamp"}`.
-    The source writes `timestamp_ms` along (`Trade.to_message`); it is parsed from
-    `timestamp` only when missing (plain Kraken objects, older source-topic messages).
+    `{"symbol","side","price","qty","ord_type","trade_id","timestamp"[,"timestamp_ms","origin"]}`
+    -> `{"pair","price","volume","side","order_type","trade_id","timestamp_ms","timestamp",
+    "origin"}` (schemas/trade.v1.json). The source writes `timestamp_ms` along, and `origin`
+    for trades from REST (`Trade.to_message`); `timestamp_ms` is parsed from `timestamp` only
+    when missing, and `origin` is `ws` when missing (live trades; plain Kraken objects; the
+    source-topic messages of versions before `origin`).
+    `price` and `volume` pass as they are: numbers, or decimal strings (`decimal_strings`).
     """
     timestamp = trade["timestamp"]
     timestamp_ms = trade.get("timestamp_ms")
@@ -38,4 +41,5 @@ def normalize_trade(trade: dict[str, Any]) -> dict[str, Any]:
         "trade_id": trade["trade_id"],
         "timestamp_ms": timestamp_ms,
         "timestamp": timestamp,
+        "origin": trade.get("origin", "ws"),
     }

@@ -22,6 +22,7 @@ from sources.app.settings import ConfigError
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
 from tests.support.kafka import Record, consume, create_topic, unique
 from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.schemas import assert_valid
 from tests.support.trades import trades_pipeline
 
 # ---------------------------------------------------------------------------------------
@@ -49,12 +50,30 @@ def reference_candles(trades: Iterable[dict[str, Any]], candle_ms: int) -> dict[
             "vwap": sum(t["price"] * t["volume"] for t in group) / volume if volume else None,
             "window_start_ms": start,
             "window_end_ms": start + candle_ms,
+            "first_trade_id": min(t["trade_id"] for t in group),
+            "last_trade_id": max(t["trade_id"] for t in group),
         }
     return candles
 
 
+def reference_complete(candles: dict[tuple, dict]) -> dict[tuple, bool]:
+    """{(pair, window_start_ms): complete}: contiguous, and continuing the pair's previous
+    candle (the first candle of a pair is not complete)."""
+    complete, previous_last = {}, {}
+    for (pair, start), candle in sorted(candles.items()):
+        first, last = candle["first_trade_id"], candle["last_trade_id"]
+        before = previous_last.get(pair)
+        complete[(pair, start)] = (
+            before is not None and first == before + 1 and candle["trade_count"] == last - first + 1
+        )
+        previous_last[pair] = last
+    return complete
+
+
 def assert_candle_equal(got: dict[str, Any], expected: dict[str, Any]) -> None:
-    """Prices, counts and bounds exactly; sums up to float rounding (order differs)."""
+    """Prices, counts and bounds exactly; sums up to float rounding (order differs);
+    `complete` is checked apart (`reference_complete`)."""
+    got = {k: v for k, v in got.items() if k != "complete"}
     assert set(got) == set(expected)
     for field in ("volume", "vwap"):
         assert got[field] == pytest.approx(expected[field], rel=1e-9), field
@@ -325,10 +344,16 @@ def test_candles_from_a_known_trade_sequence(broker: str, tmp_path: Path) -> Non
 
     got = by_window(records)
     assert set(got) == set(expected), log[-3000:]
+    assert_valid([r.value for r in records], "candle.v1")
+    complete = reference_complete(expected)
     for window, record in got.items():
         assert_candle_equal(record.value, expected[window])
         assert record.key == record.value["pair"]
         assert record.timestamp_ms == record.value["window_start_ms"]
+        assert record.value["complete"] is complete[window], window
+    # BTC/USD's late trade 9 leaves a hole in window 1; window 3 continues window 1
+    btc_complete = [got[("BTC/USD", T0 + w * CANDLE_MS)].value["complete"] for w in (0, 1, 3)]
+    assert btc_complete == [False, False, True]
     # what the sequence was built for: empty windows, and BTC/USD windows whose first and
     # last trades to arrive are not their open and close
     assert ("BTC/USD", T0 + 2 * CANDLE_MS) not in got
@@ -412,7 +437,12 @@ def test_simulator_to_trades_to_candles(broker: str, tmp_path: Path) -> None:
         if window[1] <= last_start[window[0]]  # candles are read in order per pair
     }
     assert set(got) == set(expected), candles.log[-3000:]
+    assert_valid(trades_seen, "trade.v1")
+    assert_valid([r.value for r in records], "candle.v1")
     for window, record in got.items():
         assert_candle_equal(record.value, expected[window])
         assert record.key == window[0] and record.timestamp_ms == window[1]
+    # the trades topic has no gap: every candle is complete but each pair's first
+    firsts = {(p, min(s for q, s in got if q == p)) for p in CHAIN_PAIRS}
+    assert {w: r.value["complete"] for w, r in got.items()} == {w: w not in firsts for w in got}
     assert re.search(r"Stopped\. candles: .* late_trades_dropped=0 invalid=0", candles.log)

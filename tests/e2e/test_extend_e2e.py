@@ -9,6 +9,7 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from tests.support.kafka import consume
+from tests.support.schemas import assert_valid
 from tests.support.trades import (
     PAIRS,
     reached,
@@ -58,6 +59,8 @@ def test_shipped_and_user_transforms_run_in_order_before_the_topic(
         records = consume(broker, pipeline.env["output"], until=reached(PAIRS, last_passing))
         assert pipeline.stop() == 0
     history = {(t.symbol, t.trade_id): t for p in PAIRS for t in market.history(p)}
+    # the trade schema is open to the fields transforms add (and only to those)
+    assert_valid([r.value for r in records], "trade.v1", only_schema_fields=False)
     for record in records:
         value = record.value
         sent = history[(value["pair"], value["trade_id"])]

@@ -14,6 +14,7 @@ import pytest
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import parse_timestamp_ms
 from tests.support.kafka import consume
+from tests.support.schemas import assert_valid
 from tests.support.trades import (
     PAIRS,
     assert_contiguous_without_duplicates,
@@ -54,6 +55,8 @@ def test_trades_reach_the_topic_keyed_timed_and_filtered(
 
     history = {(t.symbol, t.trade_id): t for pair in market.pairs for t in market.history(pair)}
     assert {r.value["pair"] for r in records} == set(PAIRS)  # SOL/USD is traded, not asked for
+    assert_valid([r.value for r in records], "trade.v1")  # exactly the schema's fields
+    assert {r.value["origin"] for r in records} == {"ws"}  # snapshot and live: no repair
     for record in records:
         value = record.value
         sent = history[(value["pair"], value["trade_id"])]

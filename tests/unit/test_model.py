@@ -62,6 +62,7 @@ def test_normalize_renames_fields_and_adds_event_time() -> None:
         "trade_id": KRAKEN_TRADE["trade_id"],
         "timestamp_ms": parse_timestamp_ms(KRAKEN_TRADE["timestamp"]),
         "timestamp": KRAKEN_TRADE["timestamp"],
+        "origin": "ws",  # a plain Kraken object is a WebSocket trade
     }
 
 
@@ -74,6 +75,9 @@ def test_source_message_carries_the_time_the_dataframe_would_parse() -> None:
     trade = make_trade(42, "ETH/USD")
     assert trade.to_message() == {**trade.to_kraken(), "timestamp_ms": trade.timestamp_ms}
     assert normalize_trade(trade.to_message()) == normalize_trade(trade.to_kraken())
+    message = trade.to_message("rest")  # only REST trades say so: live ones stay lean
+    assert message == {**trade.to_kraken(), "timestamp_ms": trade.timestamp_ms, "origin": "rest"}
+    assert normalize_trade(message) == {**normalize_trade(trade.to_kraken()), "origin": "rest"}
 
 
 def test_round_trip_through_kraken_format() -> None:

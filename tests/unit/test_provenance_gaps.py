@@ -1,0 +1,284 @@
+"""Provenance (`origin`) and gap events: the source's messages, the dedupe step, the split."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from sources.kraken.feed import Feed, Fetch, Hole
+from sources.kraken.gaps import GAP_REASONS, GapEvents, gap_event, gap_reason
+from sources.kraken.source import KrakenTradesSource
+from sources.kraken.trade import ExactFloat, Trade
+from sources.steps.dedupe import DropPublished
+from sources.steps.gaps import GapWriter, gap_timestamp_ms, is_trades
+from sources.steps.normalize import normalize_trades
+from tests.support.schemas import assert_valid
+from tests.unit.test_feed import Driver, FakeRest, make_feed, trade, trades
+
+PAIRS = ("BTC/USD", "ETH/USD")
+
+
+class DictState:
+    """The part of Quix Streams' `State` the steps use."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+
+# --- the reason of each kind of hole --------------------------------------------------------
+
+
+def holes_of(driver: Driver) -> list[tuple[int, int, str]]:
+    return [(h.first_id, h.last_id, gap_reason(h.reason)) for h in driver.holes]
+
+
+def test_every_kind_of_hole_the_core_makes_has_its_reason_code() -> None:
+    # larger than max_gap (a leap its successor confirms)
+    driver = Driver(make_feed(max_gap=100))
+    driver.live(trades(range(1, 11)))
+    driver.live(trades(range(500, 502)))
+    assert holes_of(driver) == [(11, 499, "max_gap")]
+    # repair off
+    driver = Driver(make_feed(repair=False))
+    driver.live(trades(range(1, 11)))
+    driver.live(trades(range(20, 22)))
+    assert holes_of(driver) == [(11, 19, "repair_off")]
+    # REST lacks a row in the middle, and the end of the gap (it has what follows)
+    rest = FakeRest({p: trades(range(1, 400), p) for p in PAIRS})
+    rest.missing.update(("BTC/USD", i) for i in (150, *range(160, 300)))
+    driver = Driver(make_feed(), rest)
+    driver.live(trades(range(1, 101)))
+    driver.live(trades(range(300, 305)))
+    driver.run_until_idle()
+    assert holes_of(driver) == [(150, 150, "rest_lacks"), (160, 299, "rest_lacks")]
+    # abandoned after every attempt failed
+    driver = Driver(make_feed(repair_attempts=2, retry_initial=1.0), FakeRest({}))
+    driver.live(trades(range(1, 51)))
+    driver.fail_next = 10
+    driver.live(trades(range(200, 210)))
+    driver.run_until_idle()
+    assert holes_of(driver) == [(51, 199, "abandoned")]
+    assert set(GAP_REASONS) == {"max_gap", "repair_off", "rest_lacks", "abandoned"}
+
+
+def test_a_gap_event_names_the_range_the_times_around_it_and_validates() -> None:
+    hole = Hole("BTC/USD", 11, 499, "larger than max_gap", 1_700_000_000_100)
+    event = gap_event(hole, 1_700_000_005_000, 1_700_000_009_999)
+    assert event == {
+        "pair": "BTC/USD",
+        "first_trade_id": 11,
+        "last_trade_id": 499,
+        "count": 489,
+        "previous_timestamp_ms": 1_700_000_000_100,
+        "next_timestamp_ms": 1_700_000_005_000,
+        "reason": "max_gap",
+        "detail": "larger than max_gap",
+        "detected_at_ms": 1_700_000_009_999,
+    }
+    unknown_after = gap_event(Hole("ETH/USD", 1, 1, "repair given up: x", None), None, 5)
+    assert_valid([event, unknown_after], "gap.v1")
+    assert gap_timestamp_ms(event) == 1_700_000_000_100
+    assert gap_timestamp_ms(unknown_after) == 5
+
+
+def test_gap_events_wait_for_the_next_trade_of_their_pair_within_a_round() -> None:
+    events = GapEvents()
+    assert not events
+    assert events.hole(Hole("BTC/USD", 5, 6, "repair is off", 100), 999) is None
+    assert events and events.before("ETH/USD", 1) is None  # another pair
+    event = events.before("BTC/USD", 170)
+    assert event is not None and event["next_timestamp_ms"] == 170
+    assert not events
+    events.hole(Hole("BTC/USD", 5, 6, "repair is off", 100), 999)
+    earlier = events.hole(Hole("BTC/USD", 7, 9, "repair is off", 100), 999)  # no trade between
+    assert earlier is not None and earlier["last_trade_id"] == 6
+    assert earlier["next_timestamp_ms"] is None
+    [last] = events.rest()
+    assert (last["first_trade_id"], last["next_timestamp_ms"]) == (7, None)
+    assert not events
+
+
+# --- the source's messages ------------------------------------------------------------------
+
+
+class RecordingSource(KrakenTradesSource):
+    """The source's `_pump` with its topic's serializer, producing into a list."""
+
+    def __init__(self, feed: Feed, decimal_strings: bool = False) -> None:
+        super().__init__(feed.config.pairs, rest_url=None, decimal_strings=decimal_strings)
+        self._producer_topic = self.default_topic()
+        self.feed = feed
+        self._fetcher = None
+        self._metrics = None
+        self.bad_rows = 0
+        self._gaps = GapEvents()
+        self._next_checkpoint = self._next_summary = math.inf
+        self.sent: list[tuple[str, Any]] = []
+
+    def _resubscribe(self, pairs: tuple[str, ...]) -> None:
+        pass  # no connection here
+
+    def produce(self, value=None, key=None, **_: Any) -> None:  # type: ignore[override]
+        self.sent.append((key.decode(), orjson.loads(value)))
+
+
+def test_the_source_writes_origin_and_each_gap_once_just_before_the_trades_after_it() -> None:
+    feed = make_feed(repair=False)
+    source = RecordingSource(feed)
+    feed.receive(trades(range(1, 4)), 0.0)
+    feed.receive([*trades(range(10, 12)), *trades(range(1, 3), "ETH/USD")], 0.0)
+    source._pump(0.0)
+    kinds = [
+        (key, "gap" if isinstance(v, dict) else [t["trade_id"] for t in v])
+        for key, v in source.sent
+    ]
+    assert kinds == [
+        ("BTC/USD", [1, 2, 3]),
+        ("BTC/USD", "gap"),
+        ("BTC/USD", [10, 11]),
+        ("ETH/USD", [1, 2]),
+    ]
+    gap = source.sent[1][1]
+    assert (gap["first_trade_id"], gap["last_trade_id"], gap["reason"]) == (4, 9, "repair_off")
+    assert gap["previous_timestamp_ms"] == trade(3).timestamp_ms
+    assert gap["next_timestamp_ms"] == trade(10).timestamp_ms
+    assert all("origin" not in t for _, v in source.sent if isinstance(v, list) for t in v)
+
+
+class InstantFetcher:
+    """The `PageFetcher` the source drives, answering each page at once from a `FakeRest`."""
+
+    def __init__(self, rest: FakeRest) -> None:
+        self.rest = rest
+        self.done: list[SimpleNamespace] = []
+
+    def submit(self, request: Any) -> None:
+        fetch = Fetch(request.request_id, request.pair, request.since_ns, request.count)
+        page, last = self.rest.answer(fetch)
+        self.done.append(
+            SimpleNamespace(
+                request_id=request.request_id,
+                trades=page,
+                last_ns=last,
+                error=None,
+                permanent=False,
+                bad_rows=(),
+            )
+        )
+
+    def results(self) -> list[SimpleNamespace]:
+        done, self.done = self.done, []
+        return done
+
+    def cancel(self) -> None:
+        self.done.clear()
+
+
+def test_repaired_trades_are_marked_rest_and_live_ones_ws() -> None:
+    feed = make_feed()
+    source = RecordingSource(feed)
+    source._fetcher = InstantFetcher(FakeRest({p: trades(range(1, 40), p) for p in PAIRS}))
+    feed.receive(trades(range(1, 5)), 0.0)
+    feed.receive(trades(range(30, 33)), 0.0)  # gap 5..29, fetched from REST
+    for step in range(10):
+        source._pump(float(step))
+    origin = {t["trade_id"]: t.get("origin", "ws") for _, v in source.sent for t in v}
+    assert origin == {i: "rest" if 5 <= i <= 29 else "ws" for i in range(1, 33)}
+    records = normalize_trades([t for _, v in source.sent for t in v])
+    assert_valid(records, "trade.v1")
+
+
+def test_decimal_strings_write_kraken_s_text() -> None:
+    feed = make_feed(repair=False)
+    source = RecordingSource(feed, decimal_strings=True)
+    exact = Trade(
+        "BTC/USD",
+        "buy",
+        ExactFloat("12345678.123456789"),
+        ExactFloat("0.10000000"),
+        "limit",
+        1,
+        "2023-11-14T22:13:20.000000Z",
+        1_700_000_000_000,
+    )
+    feed.receive([exact], 0.0)
+    source._pump(0.0)
+    [(_, [message])] = source.sent
+    assert (message["price"], message["qty"]) == ("12345678.123456789", "0.1")
+    assert_valid(normalize_trades([message]), "trade.v1")
+
+
+# --- the dataframe: dedupe and the split ----------------------------------------------------
+
+
+def message(ids: range, pair: str = "BTC/USD") -> list[dict[str, Any]]:
+    return [t.to_message() for t in trades(ids, pair)]
+
+
+def gap(first: int, last: int, pair: str = "BTC/USD") -> dict[str, Any]:
+    return gap_event(Hole(pair, first, last, "repair is off", 1), 2, 3)
+
+
+def test_dedupe_lets_a_gap_through_once_as_the_trades_it_stands_for() -> None:
+    dedupe, state = DropPublished(), DictState()
+    assert [t["trade_id"] for t in dedupe(message(range(1, 4)), state)] == [1, 2, 3]
+    assert dedupe(gap(4, 9), state) == gap(4, 9)
+    assert dedupe(gap(4, 9), state) is None  # replayed: already through
+    assert dedupe(message(range(5, 8)), state) == []  # inside the gap: nothing new
+    assert [t["trade_id"] for t in dedupe(message(range(9, 12)), state)] == [10, 11]
+    assert dedupe(gap(4, 9), state) is None
+
+
+def test_dedupe_seeded_past_a_gap_drops_it() -> None:
+    seeded = DropPublished({"BTC/USD": 12})  # trades after the gap are in the output already
+    assert seeded(gap(4, 9), DictState()) is None
+    assert seeded(gap(13, 20), DictState()) == gap(13, 20)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.produced: list[dict[str, Any]] = []
+
+    def produce(self, **kwargs: Any) -> None:
+        self.produced.append(kwargs)
+
+
+class FakeDataFrame:
+    def __init__(self) -> None:
+        self.processing_context = type("Context", (), {"producer": FakeProducer()})()
+
+
+def test_gap_events_go_to_the_gaps_topic_and_only_trade_messages_go_on() -> None:
+    from quixstreams.models.topics import Topic
+
+    sdf = FakeDataFrame()
+    topic = Topic("gaps", key_serializer="string", value_serializer="json")
+    writer = GapWriter(sdf, topic)  # type: ignore[arg-type]
+    for value in (message(range(1, 3)), gap(3, 4), None, []):
+        writer(value, "BTC/USD", 0, None)
+    [produced] = sdf.processing_context.producer.produced
+    assert produced["topic"] == "gaps" and produced["key"] == b"BTC/USD"
+    assert orjson.loads(produced["value"]) == gap(3, 4)
+    assert produced["timestamp"] == 1 and writer.written == 1
+    assert [is_trades(v) for v in (message(range(1, 3)), gap(3, 4), None, [])] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.parametrize("origin", ["ws", "rest"])
+def test_normalize_carries_the_origin(origin: str) -> None:
+    [record] = normalize_trades([trade(7).to_message(origin)])
+    assert record["origin"] == origin
