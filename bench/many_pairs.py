@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from bench.contenders import Pipeline, Target
 from bench.reader import OutputReader
-from bench.report import Summary
+from bench.report import Summary, format_int, format_one, format_triple
 from bench.scenario import Plan, RunResult, run_once
 from simulator.market import generated_pairs
 
@@ -130,17 +130,20 @@ def many_pairs_markdown(
     subscribed = _median([r.subscribed_after for r in results])
     connections = _median([float(r.connections) for r in results])
     figures: list[tuple[str, Callable[[Summary], str]]] = [
-        ("throughput (trades/s)", lambda s: _int(s.throughput)),
-        (f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)", lambda s: _triple(s.latency(rate))),
-        ("CPU seconds per million trades", lambda s: _one(s.cpu_per_million)),
-        ("peak RSS of the process tree (MiB)", lambda s: _int(s.peak_rss_mib)),
+        ("throughput (trades/s)", lambda s: format_int(s.throughput)),
+        (
+            f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)",
+            lambda s: format_triple(s.latency(rate)),
+        ),
+        ("CPU seconds per million trades", lambda s: format_one(s.cpu_per_million)),
+        ("peak RSS of the process tree (MiB)", lambda s: format_int(s.peak_rss_mib)),
     ]
     columns = [summary, *([two_pairs] if two_pairs else [])]
     head = [f"pipeline, {pairs} pairs", *(["pipeline, 2 pairs"] if two_pairs else [])]
     rows = [[label, *(cell(column) for column in columns)] for label, cell in figures]
     rows += [
-        ["seconds from start until every pair is subscribed", _one(subscribed)],
-        ["WebSocket connections", _int(connections)],
+        ["seconds from start until every pair is subscribed", format_one(subscribed)],
+        ["WebSocket connections", format_int(connections)],
     ]
     lines = [
         "| | " + " | ".join(head) + " |",
@@ -171,15 +174,3 @@ def many_pairs_markdown(
 def _median(values: list[float]) -> float:
     values = [v for v in values if not math.isnan(v)]
     return statistics.median(values) if values else math.nan
-
-
-def _int(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:,.0f}"
-
-
-def _one(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:,.1f}"
-
-
-def _triple(values: tuple[float, float, float]) -> str:
-    return " / ".join("n/a" if math.isnan(v) else f"{v:.1f}" for v in values)

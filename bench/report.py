@@ -94,25 +94,25 @@ Figure = tuple[str, Callable[[Summary], str], Callable[[Summary], float]]
 def _figures(plan: Plan) -> list[Figure]:
     """Each row: its label, its cell, and the number the ratio columns compare."""
     figures: list[Figure] = [
-        ("throughput (trades/s)", lambda s: _int(s.throughput), lambda s: s.throughput)
+        ("throughput (trades/s)", lambda s: format_int(s.throughput), lambda s: s.throughput)
     ]
     for rate in plan.rates:
         figures.append(
             (
                 f"latency at {rate:,.0f}/s: p50 / p95 / p99 (ms)",
-                lambda s, r=rate: _triple(s.latency(r)),
+                lambda s, r=rate: format_triple(s.latency(r)),
                 lambda s, r=rate: s.latency(r)[2],
             )
         )
     figures += [
         (
             "CPU seconds per million trades",
-            lambda s: _one(s.cpu_per_million),
+            lambda s: format_one(s.cpu_per_million),
             lambda s: s.cpu_per_million,
         ),
         (
             "peak RSS of the process tree (MiB)",
-            lambda s: _int(s.peak_rss_mib),
+            lambda s: format_int(s.peak_rss_mib),
             lambda s: s.peak_rss_mib,
         ),
     ]
@@ -135,15 +135,15 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _int(value: float) -> str:
+def format_int(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:,.0f}"
 
 
-def _one(value: float) -> str:
+def format_one(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:,.1f}"
 
 
-def _triple(values: tuple[float, float, float]) -> str:
+def format_triple(values: tuple[float, float, float]) -> str:
     return " / ".join("n/a" if math.isnan(v) else f"{v:.1f}" for v in values)
 
 

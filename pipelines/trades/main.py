@@ -78,6 +78,7 @@ def make_source(
         stats_interval=settings.stats_interval,
         rest_url=settings.kraken_rest_url,
         rest_min_interval=shards.rest_min_interval(settings.shards),  # one budget per address
+        connect_spacing=shards.connect_spacing(settings.shards),  # one connection rate too
         backfill_since_ns=settings.backfill_since_ns,
         backfill_only=settings.backfill_only,
         max_gap=settings.max_gap,
@@ -144,6 +145,7 @@ def build_dataframe(
     dedupe = DropPublished(
         seed_from_output(app, settings, output.name),
         on_dropped=metrics.count_duplicates if metrics is not None else None,
+        gap_seed=seed_from_gaps(app, settings, gaps.name),
     )
     sdf = app.dataframe(source=make_source(settings, optional_pairs))
     if history is not None:
@@ -279,6 +281,16 @@ def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> 
             ", ".join(f"{pair} up to trade_id {trade_id}" for pair, trade_id in seed.items()),
         )
     return seed
+
+
+def seed_from_gaps(app: Application, settings: TradesSettings, topic: str) -> dict[str, int]:
+    """In at-least-once mode, each pair's last gap event already in the gaps topic (its tail):
+    the dedupe step does not write it again (see `steps.dedupe`)."""
+    if settings.processing_guarantee == "exactly-once":
+        return {}
+    broker_config = app.config.broker_address.as_librdkafka_dict()
+    found = last_trade_ids(broker_config, topic, id_field="last_trade_id")
+    return {pair: last_id for pair, last_id in found.items() if pair in settings.pairs}
 
 
 def run(

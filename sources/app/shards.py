@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from .settings import TradesSettings
 
 __all__ = [
+    "KRAKEN_CONNECT_INTERVAL",
     "KRAKEN_REST_INTERVAL",
+    "connect_spacing",
     "consumer_group",
     "rest_min_interval",
     "settings_for_shard",
@@ -42,6 +44,9 @@ logger = logging.getLogger(__name__)
 # Seconds between two REST calls from one address: Kraken's public endpoints allow about one
 # call per second per IP address (a rolling budget, "EGeneral:Too many requests" past it).
 KRAKEN_REST_INTERVAL = 1.0
+# Seconds between two WebSocket connection attempts from one address (the connection group's
+# own spacing, `connections.CONNECT_SPACING`): Kraken's edge bans reconnect storms.
+KRAKEN_CONNECT_INTERVAL = 1.0
 
 
 def validate_shard(shard: int, shards: int) -> None:
@@ -123,6 +128,12 @@ def consumer_group(group: str, default: str, shard: int, shards: int) -> str:
 def rest_min_interval(shards: int, per_address: float = KRAKEN_REST_INTERVAL) -> float:
     """Seconds between two REST calls of one shard, so that all shards of one address together
     stay within `per_address` (the worst case: every shard repairing at once)."""
+    return per_address * max(1, shards)
+
+
+def connect_spacing(shards: int, per_address: float = KRAKEN_CONNECT_INTERVAL) -> float:
+    """Seconds between two WebSocket connection attempts of one shard, so that all shards of
+    one address together open at most one connection per `per_address` seconds."""
     return per_address * max(1, shards)
 
 

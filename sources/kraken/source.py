@@ -20,7 +20,7 @@ from quixstreams.sources import StatefulSource
 
 from ..observability import source_metrics
 from .config import has_patterns, parse_pairs
-from .connections import ConnectionGroup
+from .connections import CONNECT_SPACING, ConnectionGroup
 from .feed import (
     CancelFetch,
     Feed,
@@ -60,6 +60,7 @@ READ_TIMEOUT = 1.0  # seconds: how often the loop looks at `self.running` when a
 READ_TIMEOUT_REPAIRING = 0.05  # while REST pages come in, act on them promptly
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions
 END_OF_BACKFILL_HEADER = "kraken-trades-end-of-backfill"
+SUMMARY_PAIRS = 20  # most pairs named one by one in the summary line
 # The source's producer: not idempotent, one request in flight. Quix Streams makes every
 # producer idempotent; librdkafka (<= 2.15) then busy-polls its broker thread whenever five
 # messages of a partition are in flight, i.e. whenever a round trip outlasts linger.ms (a slow
@@ -117,6 +118,7 @@ class KrakenTradesSource(StatefulSource):
         max_pairs_per_connection: int = 100,
         subscribe_batch: int = 50,
         optional_pairs: Collection[str] = (),
+        connect_spacing: float = CONNECT_SPACING,
     ) -> None:
         """
         :param pairs: Kraken v2 symbols (`BTC/USD`), patterns already resolved (see
@@ -148,6 +150,8 @@ class KrakenTradesSource(StatefulSource):
         :param subscribe_batch: most symbols in one subscribe request.
         :param optional_pairs: pairs that came from `all` or a pattern: one Kraken refuses is
             logged and left out; a refused pair named explicitly stops the source.
+        :param connect_spacing: seconds between two connection attempts, at least (Kraken
+            limits how often one address connects; shards behind one address share it).
         """
         if isinstance(pairs, str):
             pairs = parse_pairs(pairs)
@@ -158,6 +162,7 @@ class KrakenTradesSource(StatefulSource):
             raise ValueError("max_pairs_per_connection and subscribe_batch must be >= 1")
         self.max_pairs_per_connection = max_pairs_per_connection
         self.subscribe_batch = subscribe_batch
+        self.connect_spacing = connect_spacing
         self.optional_pairs = frozenset(optional_pairs) & set(self.pairs)
         if heartbeat_timeout <= 0 or connect_timeout <= 0 or stats_interval <= 0:
             raise ValueError("heartbeat_timeout, connect_timeout and stats_interval must be > 0")
@@ -251,6 +256,7 @@ class KrakenTradesSource(StatefulSource):
             heartbeat_timeout=self.heartbeat_timeout,
             max_backoff=self.max_backoff,
             healthy_after=self.healthy_after,
+            connect_spacing=self.connect_spacing,
             idle_wait=self._wait_for_pages,
         )
         listed = ", ".join(pairs) if len(pairs) <= 20 else f"{len(pairs)} pairs"
@@ -405,9 +411,15 @@ class KrakenTradesSource(StatefulSource):
         """One line: trades per pair, then the other counters."""
         stats = self.feed.stats
         session = self.session_stats
-        per_pair = " ".join(f"{pair}={n}" for pair, n in sorted(stats.published.items()))
+        published = stats.published
+        if len(published) <= SUMMARY_PAIRS:
+            per_pair = " ".join(f"{pair}={n}" for pair, n in sorted(published.items()))
+        else:  # hundreds of pairs: the busiest few (/metrics has every pair)
+            busiest = sorted(published.items(), key=lambda item: -item[1])[:SUMMARY_PAIRS]
+            listed = " ".join(f"{pair}={n}" for pair, n in busiest)
+            per_pair = f"{len(published)} pairs, busiest {listed} ..."
         return (
-            f"trades: {per_pair or 'none'} | total={sum(stats.published.values())} "
+            f"trades: {per_pair or 'none'} | total={sum(published.values())} "
             f"duplicates_dropped={stats.duplicates} malformed={session.malformed} "
             f"reconnects={session.reconnects} gaps={stats.gaps} repaired={stats.repaired} "
             f"unrepaired={stats.holes} missed={stats.missed} backfilled={stats.from_rest} "

@@ -16,9 +16,9 @@ trade_id to its end, as its trades would have.
 
 Limits: the seed reads `pair` and `trade_id` of the output records; a user transform that
 drops or rewrites them (or filters a pair's last trades out) leaves that pair unseeded, and
-then only the step's own state guards it. The seed does not read the gaps topic: after a
-crash in at-least-once mode, a gap event written just before the crash with none of the
-pair's later trades written yet is written again (the same range).
+then only the step's own state guards it. Gap events have a seed of their own (`gap_seed`:
+the last `last_trade_id` per pair in the gaps topic), which only ever drops gap events, never
+trades: a gaps topic shared with another pipeline can hide a gap event there, not a trade.
 """
 
 from __future__ import annotations
@@ -40,15 +40,19 @@ class DropPublished:
 
     :param seed: pair -> the last trade_id already in the output topic.
     :param on_dropped: told how many trades a message lost (e.g. a metrics counter).
+    :param gap_seed: pair -> the last `last_trade_id` already in the gaps topic (a gap event
+        written just before a crash, with none of the pair's later trades written yet).
     """
 
     def __init__(
         self,
         seed: Mapping[str, int] | None = None,
         on_dropped: Callable[[int], None] | None = None,
+        gap_seed: Mapping[str, int] | None = None,
     ) -> None:
         self.seed = dict(seed or {})
         self.on_dropped = on_dropped
+        self.gap_seed = dict(gap_seed or {})
 
     def __call__(self, batch: list[dict[str, Any]], state: State) -> list[dict[str, Any]]:
         if type(batch) is dict:  # a gap event (or None: a replay of one)
@@ -73,6 +77,8 @@ class DropPublished:
         last = state.get(LAST_TRADE_ID, -1)
         if self.seed:
             last = max(last, self.seed.get(gap["pair"], -1))
+        if self.gap_seed:
+            last = max(last, self.gap_seed.get(gap["pair"], -1))
         if gap["last_trade_id"] <= last:
             return None
         state.set(LAST_TRADE_ID, gap["last_trade_id"])

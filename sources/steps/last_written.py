@@ -141,6 +141,7 @@ def last_trade_ids(
     tail: int = 5000,
     timeout: float = 30.0,
     max_records: int | None = None,
+    id_field: str = "trade_id",
 ) -> LastTradeIds:
     """The last trade_id of each pair written to `topic` (records `{"pair", "trade_id", ...}`).
 
@@ -151,6 +152,7 @@ def last_trade_ids(
     :param tail: records read at the end of each partition first.
     :param timeout: seconds for the whole call.
     :param max_records: records read per partition at most (default: 20 x `tail`).
+    :param id_field: the record's field that holds the trade_id (`last_trade_id` for gap events).
     :return: pair -> last trade_id; a missing topic gives an empty result. Undetermined
         pairs are logged and listed in `.unknown`.
     """
@@ -183,7 +185,7 @@ def last_trade_ids(
         step = tail
         readable = [p for p in partitions if p.failed is None]
         while readable:
-            _read(consumer, topic, readable, wanted, tail, budget, deadline)
+            _read(consumer, topic, readable, wanted, tail, budget, deadline, id_field)
             if wanted is None:
                 break
             found = {pair for p in partitions for pair in p.last}
@@ -287,6 +289,7 @@ def _read(
     tail: int,
     budget: int,
     deadline: float,
+    id_field: str = "trade_id",
 ) -> None:
     """Read each partition's current window, then fold what it found into `last`."""
     active = {p.number: p for p in partitions}
@@ -351,7 +354,7 @@ def _read(
             if p.read > budget:
                 fail(p, f"{budget} records read without reaching the end of the partition")
                 continue
-            _take(message, p.window, wanted)
+            _take(message, p.window, wanted, id_field)
     consumer.unassign()
 
 
@@ -389,8 +392,10 @@ def _skip_to_tail(consumer: Consumer, topic: str, p: _Partition, tail: int, budg
     return True
 
 
-def _take(message: Message, found: dict[str, int], wanted: frozenset[str] | None) -> None:
-    """Keep the record's trade_id if it is a trade (of a wanted pair) newer than found."""
+def _take(
+    message: Message, found: dict[str, int], wanted: frozenset[str] | None, id_field: str
+) -> None:
+    """Keep the record's `id_field` if it is a trade (of a wanted pair) newer than found."""
     value = message.value()
     if not value:
         return
@@ -401,7 +406,7 @@ def _take(message: Message, found: dict[str, int], wanted: frozenset[str] | None
     if not isinstance(record, dict):
         return
     pair = record.get("pair")
-    trade_id = record.get("trade_id")
+    trade_id = record.get(id_field)
     if not isinstance(pair, str) or type(trade_id) is not int:
         return  # not a trade, or a transform dropped the fields
     if wanted is not None and pair not in wanted:

@@ -298,3 +298,24 @@ def test_unreachable_broker_within_the_timeout() -> None:
     assert found.unknown == {"BTC/USD"}
     assert not found.complete
     assert time.monotonic() - started < 3
+
+
+def test_gap_events_by_their_last_trade_id(broker: str) -> None:
+    """The gaps topic seeds the dedupe step too: each pair's highest `last_trade_id`."""
+    topic = unique("lw-gaps")
+    create_topic(broker, topic)
+    rng = random.Random(7)
+    ends = {"BTC/USD": 100, "ETH/USD": 50}
+    rows: list[Row] = []
+    for _ in range(40):
+        pair = rng.choice(sorted(ends))
+        first = ends[pair] + rng.randint(1, 20)
+        ends[pair] = first + rng.randint(0, 30)
+        event = {"pair": pair, "first_trade_id": first, "last_trade_id": ends[pair], "count": 1}
+        rows.append((None, pair.encode(), orjson.dumps(event)))
+    produce(broker, topic, split(rows, [5, 20]))
+
+    found = last_trade_ids(config(broker), topic, id_field="last_trade_id")
+
+    assert found == ends
+    assert last_trade_ids(config(broker), topic) == {}  # no record has a trade_id

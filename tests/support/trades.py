@@ -21,6 +21,7 @@ def trades_pipeline(
     variables = {
         "Quix__Broker__Address": broker,
         "output": unique("trades"),
+        "gaps_output": unique("gaps"),
         "pairs": ",".join(PAIRS),
         "kraken_ws_url": sim.ws_url,
         "kraken_rest_url": sim.rest_url,

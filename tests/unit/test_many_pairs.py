@@ -204,3 +204,31 @@ def test_held_trades_stay_within_the_bound_of_all_pairs_and_nothing_is_lost() ->
         driver.live(trades(range(181, 186), pair))
         assert driver.published[pair] == list(range(101, 186)), pair
     assert not driver.holes and feed.held() == 0
+
+
+# --- the summary line ----------------------------------------------------------------------
+
+
+def _summary(published: dict[str, int]) -> str:
+    from sources.kraken.session import SessionStats
+    from sources.kraken.source import KrakenTradesSource
+
+    source = KrakenTradesSource(sorted(published), rest_url=None)
+    source.feed = Feed(FeedConfig(pairs=source.pairs))
+    source.feed.stats.published.update(published)
+    source.session_stats = SessionStats()
+    source.bad_rows = 0
+    return source.summary()
+
+
+def test_the_summary_line_names_every_pair_when_few() -> None:
+    line = _summary({"BTC/USD": 5, "ETH/USD": 7})
+    assert line.startswith("trades: BTC/USD=5 ETH/USD=7 | total=12 ")
+
+
+def test_the_summary_line_stays_short_with_hundreds_of_pairs() -> None:
+    published = {f"P{n:03d}/USD": n for n in range(300)}
+    line = _summary(published)
+    assert f"total={sum(published.values())} " in line
+    assert "300 pairs, busiest P299/USD=299 P298/USD=298" in line
+    assert "P000/USD" not in line and len(line) < 1000

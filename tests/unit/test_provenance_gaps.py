@@ -245,6 +245,18 @@ def test_dedupe_seeded_past_a_gap_drops_it() -> None:
     assert seeded(gap(13, 20), DictState()) == gap(13, 20)
 
 
+def test_the_gaps_topic_seed_drops_a_replayed_gap_event_but_never_a_trade() -> None:
+    """A crash after a gap event was written, before the pair's next trade: the restarted
+    dataframe does not write the event again; the trades around it still go through."""
+    dedupe, state = DropPublished(gap_seed={"BTC/USD": 9}), DictState()
+    assert [t["trade_id"] for t in dedupe(message(range(1, 4)), state)] == [1, 2, 3]
+    assert dedupe(gap(4, 9), state) is None  # already in the gaps topic
+    assert [t["trade_id"] for t in dedupe(message(range(10, 12)), state)] == [10, 11]
+    # a seed from somebody else's gap (a shared gaps topic) never drops a trade
+    shared = DropPublished(gap_seed={"BTC/USD": 1_000})
+    assert [t["trade_id"] for t in shared(message(range(1, 4)), DictState())] == [1, 2, 3]
+
+
 class FakeProducer:
     def __init__(self) -> None:
         self.produced: list[dict[str, Any]] = []

@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 
 from sources.app.settings import TradesSettings
 from sources.app.shards import (
+    connect_spacing,
     consumer_group,
     rest_min_interval,
     settings_for_shard,
@@ -116,6 +117,21 @@ def test_each_shard_has_its_own_source_group_and_transactional_id() -> None:
 def test_shards_behind_one_address_stay_within_one_rest_call_a_second() -> None:
     for shards in (1, 2, 5):
         assert shards / rest_min_interval(shards) <= 1.0
+
+
+def test_shards_behind_one_address_stay_within_one_connection_attempt_a_second() -> None:
+    for shards in (1, 2, 5):
+        assert shards / connect_spacing(shards) <= 1.0
+
+
+def test_the_trades_pipeline_gives_its_source_the_shard_s_spacing() -> None:
+    """`make_source` scales both of Kraken's per-address budgets by the shard count."""
+    import runpy
+
+    main = runpy.run_path(str(Path(__file__).parents[2] / "pipelines" / "trades" / "main.py"))
+    source = main["make_source"](TradesSettings(shards=4, shard=1))
+    assert source.connect_spacing == connect_spacing(4) > connect_spacing(1)
+    assert source.rest_min_interval == rest_min_interval(4) > rest_min_interval(1)
 
 
 def test_the_settings_of_a_shard_hold_its_pairs_only() -> None:
