@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, MutableMapping
 
 from confluent_kafka import KafkaError, KafkaException
@@ -18,6 +19,10 @@ __all__ = ["broker_address", "on_quix_cloud", "run_application"]
 
 QUIX_TOKEN = "Quix__Sdk__Token"
 MAX_RESTARTS = 3  # in-process restarts after the consumer lost its group
+# Seconds a restarted application may wait for its partitions before it starts over again: a
+# group join can hang after a broker outage (seen on Tansu), and a pipeline that waits forever
+# looks alive to every probe.
+ASSIGNMENT_TIMEOUT = 30.0
 QUIX_BROKER = "Quix__Broker__Address"
 
 
@@ -69,8 +74,11 @@ def run_application(
     build(app)
     restarts, cleared = 0, False
     while True:
+        watchdog = AssignmentWatchdog(app, ASSIGNMENT_TIMEOUT) if restarts else None
         try:
             _run(app)
+            if watchdog is not None and watchdog.fired:
+                raise NoAssignment(f"no partition assigned within {ASSIGNMENT_TIMEOUT:g} s")
             return
         except InvalidStoreChangelogOffset:
             if cleared:
@@ -78,7 +86,7 @@ def run_application(
             cleared = True
             logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
             app.clear_state()
-        except (CheckpointConsumerCommitError, PartitionAssignmentError) as exc:
+        except (CheckpointConsumerCommitError, PartitionAssignmentError, NoAssignment) as exc:
             # after a broker outage longer than the session timeout the group forgot this
             # member: start over from the committed offsets (the dedupe step drops replays)
             if restarts >= MAX_RESTARTS:
@@ -90,8 +98,43 @@ def run_application(
                 restarts,
                 MAX_RESTARTS,
             )
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         app = make_app()
         build(app)
+
+
+class NoAssignment(RuntimeError):
+    """A restarted application got no partition in time (`AssignmentWatchdog`)."""
+
+
+class AssignmentWatchdog:
+    """Stop `app` if its consumer has no partition `timeout` seconds from now; `fired` says so.
+
+    :param app: the application (its consumer is asked for its assignment, thread-safely).
+    :param timeout: seconds until the check.
+    """
+
+    def __init__(self, app: Application, timeout: float) -> None:
+        self.app = app
+        self.fired = False
+        self._timer = threading.Timer(timeout, self._check)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _check(self) -> None:
+        try:
+            assigned = bool(self.app._consumer.assignment())  # Quix Streams 3.28: no public one
+        except Exception:  # a consumer being closed: nothing to watch any more
+            return
+        if not assigned:
+            self.fired = True
+            logger.warning("No partition assigned since the restart: starting over again")
+            self.app.stop()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _run(app: Application) -> None:

@@ -55,3 +55,38 @@ def test_an_assignment_cut_short_by_the_shutdown_is_recognised() -> None:
     assert interrupted_by_shutdown(raised(KafkaError._DESTROY))
     assert not interrupted_by_shutdown(raised(KafkaError._TRANSPORT))
     assert not interrupted_by_shutdown(PartitionAssignmentError("no cause"))
+
+
+class _FakeConsumer:
+    def __init__(self, assignment: list[object]) -> None:
+        self._assignment = assignment
+
+    def assignment(self) -> list[object]:
+        return self._assignment
+
+
+class _FakeApp:
+    def __init__(self, assignment: list[object]) -> None:
+        self._consumer = _FakeConsumer(assignment)
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_restarted_app_without_partitions_is_stopped_to_start_over() -> None:
+    """A group join that hangs after a broker outage must not leave the pipeline waiting."""
+    import time
+
+    from sources.app.run import AssignmentWatchdog
+
+    stuck, running = _FakeApp([]), _FakeApp(["trades[0]"])
+    watchdogs = [AssignmentWatchdog(stuck, 0.05), AssignmentWatchdog(running, 0.05)]
+    time.sleep(0.3)
+    assert stuck.stopped and watchdogs[0].fired
+    assert not running.stopped and not watchdogs[1].fired
+    cancelled = _FakeApp([])
+    watchdog = AssignmentWatchdog(cancelled, 0.1)
+    watchdog.cancel()
+    time.sleep(0.3)
+    assert not cancelled.stopped and not watchdog.fired
