@@ -27,7 +27,7 @@ from dataclasses import replace
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
-from quixstreams.models import TopicConfig
+from quixstreams.models import Topic, TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
 from sources.app import shards
@@ -121,26 +121,9 @@ def build_dataframe(
     """
     metrics = observability.metrics if observability is not None else None
     pairs = frozenset(settings.pairs)
-    output = app.topic(
-        settings.output,
-        key_serializer="string",
-        value_serializer="json",
-        config=TopicConfig(
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            extra_config=retention_config(settings.retention_ms),
-        ),
-    )
-    gaps = app.topic(  # what will never be published, once per gap (schemas/gap.v1.json)
-        settings.gaps_output,
-        key_serializer="string",
-        value_serializer="json",
-        config=TopicConfig(
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            extra_config=retention_config(settings.retention_ms),
-        ),
-    )
+    output = output_topic(app, settings, settings.output)
+    # what will never be published, once per gap (schemas/gap.v1.json)
+    gaps = output_topic(app, settings, settings.gaps_output)
     check_output_partitions(app, settings, output.name, gaps.name)
     dedupe = DropPublished(
         seed_from_output(app, settings, output.name),
@@ -166,6 +149,20 @@ def build_dataframe(
     else:
         sdf.to_topic(output, key=lambda record: record["pair"])
     return sdf
+
+
+def output_topic(app: Application, settings: TradesSettings, name: str) -> Topic:
+    """A topic the pipeline writes JSON to, keyed by pair: `partitions`, `retention`."""
+    return app.topic(
+        name,
+        key_serializer="string",
+        value_serializer="json",
+        config=TopicConfig(
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            extra_config=retention_config(settings.retention_ms),
+        ),
+    )
 
 
 class HistoryEnd:

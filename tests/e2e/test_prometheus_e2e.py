@@ -9,9 +9,7 @@ rather than skips: CI installs it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -26,6 +24,7 @@ import pytest
 from simulator import KrakenSimulator, Market
 from tests.support.kafka import free_port
 from tests.support.metrics import scrape
+from tests.support.prometheus import find_binary
 from tests.support.trades import PAIRS, trades_pipeline, wait_for_trades
 from tests.unit.test_dashboard import PROMISES, filled_panel_queries
 
@@ -35,16 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 JOB = "kraken-trades"  # the job name of deploy/prometheus/prometheus.yml, which the alerts use
 PUBLISHED = "kraken_trades_published_total"
-
-
-def find_prometheus() -> str:
-    found = os.environ.get("PROMETHEUS") or shutil.which("prometheus")
-    if not found:
-        pytest.fail(
-            "prometheus not found: install it (Debian/Ubuntu: apt-get install prometheus; "
-            "macOS: brew install prometheus) or set PROMETHEUS to its path"
-        )
-    return found
 
 
 def get(url: str, timeout: float = 5.0) -> bytes:
@@ -115,7 +104,7 @@ def prometheus_server(metrics_port: int, workdir: Path) -> Iterator[PrometheusAp
     log = log_path.open("wb")
     process = subprocess.Popen(
         [
-            find_prometheus(),
+            find_binary("prometheus", "PROMETHEUS"),
             f"--config.file={config}",
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",

@@ -7,7 +7,6 @@ skip: CI installs it, and a silently skipped alert test proves nothing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from sources.app.variables import CANDLES, TRADES
+from tests.support.prometheus import find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -43,13 +43,7 @@ def load_yaml(path: Path) -> Any:
 
 def find_promtool() -> str:
     """The promtool binary, or a failure that says how to install it."""
-    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
-    if not found:
-        pytest.fail(
-            "promtool not found: install Prometheus (Debian/Ubuntu: apt-get install prometheus; "
-            "macOS: brew install prometheus) or set PROMTOOL to its path"
-        )
-    return found
+    return find_binary("promtool", "PROMTOOL")
 
 
 def promtool(*args: str | Path, cwd: Path = PROMETHEUS_DIR) -> subprocess.CompletedProcess[str]:
