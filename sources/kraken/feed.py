@@ -196,6 +196,11 @@ class FeedStats:
     # from_rest and out_of_sequence (each also counted in its total above)
     by_pair: Counter[tuple[str, str]] = field(default_factory=Counter)
 
+    def count(self, stat: str, pair: str, n: int = 1) -> None:
+        """Add `n` to the total `stat` and to its count for `pair`, in step."""
+        setattr(self, stat, getattr(self, stat) + n)
+        self.by_pair[stat, pair] += n
+
 
 # --- the core -----------------------------------------------------------------------------
 
@@ -422,8 +427,7 @@ class Feed:
         if fresh:
             lane.position = position
             if origin == "rest":
-                self.stats.from_rest += len(fresh)
-                self.stats.by_pair["from_rest", lane.pair] += len(fresh)
+                self.stats.count("from_rest", lane.pair, len(fresh))
             self._publish(lane.pair, fresh, origin)
 
     def _gap(self, lane: Lane, trade: Trade, now: float) -> None:
@@ -431,8 +435,7 @@ class Feed:
         assert lane.position is not None
         last_id, last_ms = lane.position
         first, until = last_id + 1, trade.trade_id - 1
-        self.stats.gaps += 1
-        self.stats.by_pair["gaps", lane.pair] += 1
+        self.stats.count("gaps", lane.pair)
         self._note(
             logging.WARNING,
             f"Gap in {lane.pair}: trade_id {first}..{until} ({until - first + 1} trades) "
@@ -449,8 +452,7 @@ class Feed:
         self._out_of_sequence(lane, suspect, "a leap beyond max_gap that the next trade denies")
 
     def _out_of_sequence(self, lane: Lane, trade: Trade, why: str) -> None:
-        self.stats.out_of_sequence += 1
-        self.stats.by_pair["out_of_sequence", lane.pair] += 1
+        self.stats.count("out_of_sequence", lane.pair)
         self._note(
             logging.ERROR,
             f"Dropped {lane.pair} trade_id {trade.trade_id} ({trade.timestamp}): out of "
@@ -533,8 +535,7 @@ class Feed:
             if until is not None and position is not None and position[0] < until:
                 self._hole(lane, position[0] + 1, until, "Kraken REST has no more of them")
             else:
-                self.stats.repaired += 1
-                self.stats.by_pair["repaired", lane.pair] += 1
+                self.stats.count("repaired", lane.pair)
                 self._note(
                     logging.INFO,
                     f"Gap in {lane.pair} ({repair.describe()}) repaired: {repair.fetched} "
@@ -694,10 +695,8 @@ class Feed:
         hole = Hole(lane.pair, first, last, reason, after_ms)
         if position is None or position[0] < last:  # the sequence goes on after the hole
             lane.position = (last, after_ms or 0)
-        self.stats.holes += 1
-        self.stats.missed += hole.size
-        self.stats.by_pair["holes", lane.pair] += 1
-        self.stats.by_pair["missed", lane.pair] += hole.size
+        self.stats.count("holes", lane.pair)
+        self.stats.count("missed", lane.pair, hole.size)
         self._note(
             logging.ERROR,
             f"Gap in {lane.pair}: trade_id {first}..{last} ({hole.size} trades) missed and "
