@@ -206,14 +206,13 @@ class KrakenSession:
         if ws is None:
             raise ConnectionLost("not connected")
         trades: list[Trade] = []
+        timed_out = False
         ws.settimeout(min(timeout, self.heartbeat_timeout))
         for _ in range(MAX_READ_AHEAD):
             try:
                 opcode, frame = ws.recv_data()
             except websocket.WebSocketTimeoutException:
-                silent = time.monotonic() - self._last_message
-                if silent > self.heartbeat_timeout:
-                    raise ConnectionLost(f"no message for {silent:.1f} s") from None
+                timed_out = True
                 break
             except (websocket.WebSocketException, OSError) as exc:
                 raise ConnectionLost(str(exc) or type(exc).__name__) from exc
@@ -227,6 +226,8 @@ class KrakenSession:
                     self._on_event(event)
             if not _frame_waiting(ws):
                 break
+        if timed_out:
+            self.check_silence(time.monotonic())
         return trades
 
     def resubscribe(self, pairs: Collection[str], req_id: int) -> bool:
