@@ -2,10 +2,15 @@
 
 - at most one call per `min_interval` seconds (Kraken's public limit is about 1/s);
 - throttling arrives as HTTP 200 with `{"error": ["EGeneral:Too many requests"]}` (and, from
-  the edge, as HTTP 429), so the `error` array of every answer is read; throttling, timeouts,
-  408/425/429 and 5xx are retried with exponential backoff, honouring `Retry-After`; other
-  errors raise `RestError` (`UnknownPair` when Kraken does not list the pair);
-- one unreadable trade row never costs the page: it is skipped and reported as a `BadRow`.
+  the edge, as HTTP 429), so the `error` array of every answer is read;
+- every failure is taken for a delay, never for an answer about the data: any HTTP status,
+  any Kraken error (`EGeneral:Internal error`, `EGeneral:Temporary lockout`, `EService:*`,
+  unknown ones), timeouts and malformed answers are retried with exponential backoff,
+  honouring `Retry-After`. Two answers only are final: `UnknownPair` (Kraken does not list
+  the pair) and `NotKraken` (a URL that never answered as Kraken answers 404/410 or a body
+  that is not Kraken's JSON: a wrong `kraken_rest_url`);
+- one unreadable trade row never costs the page: the page keeps it in its place as a
+  `BadRow`, so the caller knows how many rows Kraken served and where the broken one sits.
 
 The client is synchronous and meant for one thread (the `PageFetcher`'s); only `abort` may be
 called from another thread, to cut short an HTTP call in progress.
@@ -35,6 +40,7 @@ from .trade import ExactFloat, InvalidTrade, Trade
 __all__ = [
     "BadRow",
     "KrakenRest",
+    "NotKraken",
     "RestError",
     "Stopped",
     "TradesPage",
@@ -50,9 +56,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 THROTTLED_ERRORS = ("EGeneral:Too many requests", "EAPI:Rate limit exceeded")
-RETRYABLE_ERRORS = (*THROTTLED_ERRORS, "EService:")
 UNKNOWN_PAIR_ERRORS = ("EQuery:Unknown asset pair",)
-RETRYABLE_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+# Statuses that say "no such resource": from a URL that never answered as Kraken, a wrong
+# `kraken_rest_url` (from Kraken itself, after it answered once, they are a passing fault).
+NOT_FOUND_STATUSES = frozenset({404, 410})
 # Kraken's REST names some assets the old way; WebSocket v2 uses the common codes.
 ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
 SIDES = {"b": "buy", "s": "sell"}
@@ -74,9 +81,17 @@ class RestError(RuntimeError):
         rejects); False when the client gave up retrying something that may pass later.
     """
 
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class NotKraken(RestError):
+    """The URL does not serve Kraken's REST API (it never answered as Kraken): a wrong
+    `kraken_rest_url`. Asking again cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
 
 
 class UnknownPair(RestError):
@@ -108,16 +123,25 @@ class BadRow:
 
 @dataclass(frozen=True, slots=True)
 class TradesPage:
-    """One page of `Trades`: the readable rows in Kraken's order and the cursor for the next.
+    """One page of `Trades`: every row Kraken served, in its order, and the cursor.
 
-    :param trades: the trades, in Kraken's order (trade_id ascending), bad rows left out.
-    :param last_ns: Kraken's `last` cursor: pass it as the next page's `since`.
-    :param bad_rows: the rows that were skipped, in page order.
+    :param rows: a `Trade` per readable row and a `BadRow` per unreadable one, in Kraken's
+        order (trade_id ascending): `len(rows)` is what Kraken served.
+    :param last_ns: Kraken's `last` cursor (the time of the page's last row).
     """
 
-    trades: tuple[Trade, ...]
+    rows: tuple[Trade | BadRow, ...]
     last_ns: int
-    bad_rows: tuple[BadRow, ...] = ()
+
+    @property
+    def trades(self) -> tuple[Trade, ...]:
+        """The readable rows."""
+        return tuple(row for row in self.rows if type(row) is Trade)
+
+    @property
+    def bad_rows(self) -> tuple[BadRow, ...]:
+        """The unreadable rows, in page order."""
+        return tuple(row for row in self.rows if type(row) is BadRow)
 
 
 # --- pure parsing -----------------------------------------------------------------------
@@ -175,15 +199,7 @@ def parse_trades_result(symbol: str, key: str, result: Any) -> TradesPage:
         or (isinstance(last, str) and _UNSIGNED.fullmatch(last))
     ):
         raise ValueError(f"Trades result has no valid `last` cursor: {last!r}")
-    trades: list[Trade] = []
-    bad: list[BadRow] = []
-    for row in rows:
-        parsed = parse_trade_row(symbol, row)
-        if isinstance(parsed, BadRow):
-            bad.append(parsed)
-        else:
-            trades.append(parsed)
-    return TradesPage(tuple(trades), int(last), tuple(bad))
+    return TradesPage(tuple(parse_trade_row(symbol, row) for row in rows), int(last))
 
 
 def _row_to_trade(symbol: str, row: Any) -> Trade:
@@ -273,7 +289,8 @@ class KrakenRest:
     :param timeout: seconds for one HTTP call.
     :param max_backoff: cap of the retry delay (and of a `Retry-After`), seconds.
     :param max_attempts: calls per request before giving up with a non-permanent
-        `RestError`; None retries until `should_continue` says stop.
+        `RestError` carrying what Kraken last said; None retries until `should_continue`
+        says stop.
     :param should_continue: polled while waiting; when it returns False, `Stopped` is raised.
     """
 
@@ -301,7 +318,9 @@ class KrakenRest:
         self.calls_failed = 0
         self.retries = 0
         self.rows_bad = 0
+        self.answered_as_kraken = False  # once true, a 404 or a non-JSON answer is a passing fault
         self._next_call = 0.0
+        self._backoff = Backoff(initial=min(1.0, max_backoff), cap=max_backoff)
         self._pairs: dict[str, tuple[str, str]] | None = None  # v2 symbol -> (altname, key)
         self._client: httpx.Client | None = None
         self._sockets: list[socket.socket] = []  # of the client's connections, for `abort`
@@ -362,8 +381,11 @@ class KrakenRest:
     # --- plumbing ---------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
-        """GET `path` until it answers, and `parse` its `result`."""
-        backoff = Backoff(initial=min(1.0, self.max_backoff), cap=self.max_backoff)
+        """GET `path` until it answers (or `max_attempts` ran out), and `parse` its `result`.
+
+        The delay a failure earns (backoff, `Retry-After`, throttling) holds for the next
+        call even when this one gives up: it belongs to the client, not to the request.
+        """
         attempt = 0
         while True:
             self._wait(self._next_call)
@@ -379,19 +401,16 @@ class KrakenRest:
                     self.calls_throttled += 1
                 else:
                     self.calls_failed += 1
-                if self.max_attempts is not None and attempt >= self.max_attempts:
-                    raise RestError(
-                        f"{path} {params}: gave up after {attempt} attempts: {retry}",
-                        permanent=False,
-                    ) from None
                 if retry.retry_after is not None:
                     delay = min(retry.retry_after, self.max_backoff)
                 else:
-                    delay = backoff.next_delay()
+                    delay = self._backoff.next_delay()
                 delay = max(delay, self.min_interval)
+                self._next_call = time.monotonic() + delay
+                if self.max_attempts is not None and attempt >= self.max_attempts:
+                    raise RestError(str(retry)) from None
                 self.retries += 1
                 logger.warning("Kraken REST %s failed (%s); retrying in %.1f s", path, retry, delay)
-                self._next_call = time.monotonic() + delay
             except RestError:
                 self.calls += 1
                 self.calls_failed += 1
@@ -405,10 +424,12 @@ class KrakenRest:
             else:
                 self.calls += 1
                 self.calls_ok += 1
+                self._backoff.reset()
                 return value
 
     def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
-        """One HTTP call; `_Retry` when asking again may help, `RestError` when not."""
+        """One HTTP call; `_Retry` for any failure that may pass, `NotKraken` or
+        `_UnknownPairAnswer` for the two that cannot."""
         try:
             response = self._http().get(path, params=params, extensions={"trace": self._trace})
         except httpx.TimeoutException as exc:
@@ -416,37 +437,43 @@ class KrakenRest:
         except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
             raise _Retry(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
-        if status in RETRYABLE_STATUSES or status >= 500:
+        if status in NOT_FOUND_STATUSES and not self.answered_as_kraken:
+            raise self._not_kraken(path, f"HTTP {status} {response.reason_phrase}")
+        if not 200 <= status < 300:
             raise _Retry(
-                f"HTTP {status}",
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
                 throttled=status == 429,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
-        if not 200 <= status < 300:
-            raise RestError(f"{path} {params}: HTTP {status} {response.reason_phrase}")
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
+            if not self.answered_as_kraken:
+                raise self._not_kraken(path, "an answer that is not JSON") from None
             raise _Retry(f"answer is not JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise _Retry(f"answer is {type(body).__name__}, not an object")
-        errors = body.get("error") or []
+        errors = body.get("error") if isinstance(body, dict) else None
         if not isinstance(errors, list):
-            errors = [errors]
+            if not self.answered_as_kraken:
+                raise self._not_kraken(path, "JSON without Kraken's `error` array")
+            raise _Retry("answer is not Kraken's JSON (no `error` array)")
+        self.answered_as_kraken = True
         if errors:
             message = "; ".join(map(str, errors))
-            if any(str(e).startswith(RETRYABLE_ERRORS) for e in errors):
-                throttled = any(str(e).startswith(THROTTLED_ERRORS) for e in errors)
-                raise _Retry(message, throttled=throttled)
             if any(str(e).startswith(UNKNOWN_PAIR_ERRORS) for e in errors):
                 raise _UnknownPairAnswer(message)
-            raise RestError(f"{path} {params}: {message}")
+            throttled = any(str(e).startswith(THROTTLED_ERRORS) for e in errors)
+            raise _Retry(f"Kraken said {message}", throttled=throttled)
         if "result" not in body:
             raise _Retry("answer has no result")
         try:
             return parse(body["result"])
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise _Retry(f"malformed answer: {exc}") from None
+
+    def _not_kraken(self, path: str, what: str) -> NotKraken:
+        return NotKraken(
+            f"{self.base_url}{path} answered {what}: not Kraken's REST API (check kraken_rest_url)"
+        )
 
     def _wait(self, until: float) -> None:
         while (remaining := until - time.monotonic()) > 0:

@@ -1,0 +1,220 @@
+"""Reading one REST `Trades` answer against a pair's position: what it proves, nothing more.
+
+A hole is a claim about Kraken's data, so it is made only with proof from one answer:
+
+- Kraken served trade_ids on both sides of it and none between (`rest_lacks`); or
+- Kraken served the rows themselves, broken, on every one of several re-reads
+  (`unreadable`; exactly those trade_ids).
+
+A page boundary proves nothing: `since` is exclusive and the trades of one taker order share
+a timestamp, so the rows after a page's last one may sit behind the next cursor. The caller
+therefore always asks from just before its position's time (the answer starts with trades it
+already has: the left side), and when an answer still starts past the position it asks from
+further back (`Outcome.ANCHOR`). An answer to `since=0` has nothing before it, so its first
+row is proof by itself.
+
+`read_page` is pure: rows in, steps (trades to publish, holes) and an outcome out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from itertools import pairwise
+
+from .actions import HoleReason
+from .rest import BadRow
+from .trade import Trade
+
+__all__ = ["Outcome", "PageHole", "Reading", "read_page"]
+
+Position = tuple[int, int]  # (trade_id, timestamp_ms)
+
+
+class Outcome(Enum):
+    """Where reading an answer stopped."""
+
+    REACHED = "reached"  # the target trade_id is reached (or proven missing up to it)
+    MORE = "more"  # a full page was read: ask for the next one at once
+    END = "end"  # a short page was read: Kraken serves nothing newer now
+    ANCHOR = "anchor"  # a jump with no row before it in the answer: ask from further back
+    REREAD = "reread"  # a broken row: read the page again before naming it
+    MALFORMED = "malformed"  # trade_ids not rising: the answer cannot be trusted
+
+
+@dataclass(frozen=True, slots=True)
+class PageHole:
+    """trade_ids `first..last` proven missing (`reason`), after the trade of time `after_ms`."""
+
+    first: int
+    last: int
+    reason: HoleReason
+    detail: str
+
+
+@dataclass
+class Reading:
+    """What one answer gives: in order, runs of trades to publish and proven holes."""
+
+    steps: list[list[Trade] | PageHole] = field(default_factory=list)
+    position: Position | None = None
+    outcome: Outcome = Outcome.END
+    progressed: bool = False  # something was published or proven
+
+
+def read_page(
+    rows: Sequence[Trade | BadRow],
+    position: Position | None,
+    target: int | None,
+    broken_reads: dict[int, int],
+    *,
+    full: bool,
+    from_start: bool,
+    rereads: int,
+    since_ms: int = 0,
+) -> Reading:
+    """Read `rows` (one answer, in Kraken's order) from `position` towards `target`.
+
+    :param position: the last trade_id accounted for (published or in a hole) and its time;
+        None at the start of a history (the first row starts the sequence).
+    :param target: the last trade_id to reach (the one before the first held live trade);
+        None: as far as Kraken serves.
+    :param broken_reads: first missing trade_id -> answers that served a broken row there
+        (kept by the caller between answers; updated here).
+    :param full: the answer held as many rows as asked for (more may follow).
+    :param from_start: the request's `since` was 0 or a cursor past which nothing can be
+        re-read: nothing exists before the first row, so a jump there is proven.
+    :param rereads: answers that must serve a row broken before it is named unreadable.
+    :param since_ms: the request's `since` in ms: the time a hole at a history's very start
+        is placed after (its trade before is unknown).
+    """
+    reading = Reading(position=position)
+    known = [row.trade_id for row in rows if row.trade_id is not None]
+    if any(b <= a for a, b in pairwise(known)):
+        reading.outcome = Outcome.MALFORMED
+        return reading
+    pos = position
+    fresh: list[Trade] = []
+    prev: int | None = None  # trade_id of the row before, in this answer (None: none/unreadable)
+    first = True  # no row before in this answer
+
+    def proven() -> bool:
+        return prev is not None or (first and from_start)
+
+    def flush() -> None:
+        nonlocal fresh
+        if fresh:
+            reading.steps.append(fresh)
+            reading.progressed = True
+            fresh = []
+
+    def hole(first_id: int, last_id: int, reason: HoleReason, detail: str) -> None:
+        nonlocal pos
+        flush()
+        reading.steps.append(PageHole(first_id, last_id, reason, detail))
+        reading.progressed = True
+        pos = (last_id, pos[1] if pos else since_ms)
+
+    outcome = Outcome.MORE if full else Outcome.END
+    for index, row in enumerate(rows):
+        rid = row.trade_id
+        if pos is not None and rid is not None and rid <= pos[0]:
+            prev, first = rid, False  # a row already accounted for: the left side
+            continue
+        if target is not None and rid is not None and rid > target:
+            if pos is not None and pos[0] < target:  # the rest of the gap is not served
+                if not proven():
+                    outcome = Outcome.ANCHOR
+                    break
+                hole(pos[0] + 1, target, HoleReason.REST_LACKS, _lacks(prev, rid))
+            outcome = Outcome.REACHED
+            break
+        if type(row) is BadRow:
+            step = _broken(row, index, rows, pos, target, broken_reads, rereads)
+            if step is None:  # before the start of a history: not part of the sequence
+                prev, first = None, False
+                continue
+            if isinstance(step, Outcome):
+                outcome = step
+                break
+            missing_first, missing_last, lacking_before = step
+            if (lacking_before is not None or rid is None) and not proven():
+                outcome = Outcome.ANCHOR
+                break
+            if lacking_before is not None:
+                hole(pos[0] + 1, lacking_before, HoleReason.REST_LACKS, _lacks(prev, rid))
+            hole(
+                missing_first,
+                missing_last,
+                HoleReason.UNREADABLE,
+                f"Kraken REST served {'this row' if rid is not None else 'these rows'} "
+                f"broken on {rereads} reads: {row.reason}",
+            )
+            prev, first = rid, False
+            if target is not None and missing_last >= target:
+                outcome = Outcome.REACHED
+                break
+            continue
+        # a readable trade after the position
+        if pos is not None and rid > pos[0] + 1:
+            if not proven():
+                outcome = Outcome.ANCHOR
+                break
+            hole(pos[0] + 1, rid - 1, HoleReason.REST_LACKS, _lacks(prev, rid))
+        fresh.append(row)
+        pos = (rid, row.timestamp_ms)
+        prev, first = rid, False
+        if target is not None and rid >= target:
+            outcome = Outcome.REACHED
+            break
+    flush()
+    reading.position = pos
+    reading.outcome = outcome
+    return reading
+
+
+def _broken(
+    row: BadRow,
+    index: int,
+    rows: Sequence[Trade | BadRow],
+    pos: Position | None,
+    target: int | None,
+    broken_reads: dict[int, int],
+    rereads: int,
+) -> tuple[int, int, int | None] | Outcome | None:
+    """A broken row after the position: re-read, or the trade_ids it names as unreadable.
+
+    Returns `Outcome.REREAD` while it has not been served broken `rereads` times; else
+    (first, last, lacking_before): the unreadable trade_ids, and when the row's own trade_id
+    leaps past the position, the last trade_id of the stretch before it that is not served.
+    None: a row with no readable trade_id before a history's first trade (ignored).
+    """
+    rid = row.trade_id
+    if rid is not None:
+        first = rid
+        last = rid
+        lacking_before = rid - 1 if pos is not None and rid > pos[0] + 1 else None
+    else:
+        if pos is None:
+            return None
+        # bounded by the next readable trade_id in the answer
+        after = next((r.trade_id for r in rows[index + 1 :] if r.trade_id is not None), None)
+        if after is None:
+            return Outcome.REREAD  # nothing bounds it yet: an answer from closer to it will
+        first = pos[0] + 1
+        last = after - 1 if target is None else min(after - 1, target)
+        lacking_before = None
+        if last < first:
+            return None
+    reads = broken_reads.get(first, 0) + 1
+    broken_reads[first] = reads
+    if reads < rereads:
+        return Outcome.REREAD
+    return first, last, lacking_before
+
+
+def _lacks(before: int | None, after: int | None) -> str:
+    if before is None:
+        return f"Kraken REST serves nothing before trade_id {after}"
+    return f"Kraken REST served trade_id {before} then {after}, none between"
