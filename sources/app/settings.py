@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..kraken.config import ConfigError, parse_pairs
-from .variables import TRADES
+from .variables import DEPRECATED, TRADES
 
 __all__ = [
     "ConfigError",
@@ -50,6 +51,38 @@ def parse_seconds(raw: str, *, setting: str, minimum: float = 0.0) -> float:
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+logger = logging.getLogger(__name__)
+
+
+def parse_duration(raw: str, *, setting: str) -> float:
+    """`90s`, `30m`, `6h`, `2d` (or a plain number of seconds) -> seconds, > 0."""
+    text = raw.strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", text)
+    if not match:
+        raise ConfigError(f"{setting}: expected a duration like 90s, 30m, 6h or 2d, got {raw!r}")
+    seconds = float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
+    if seconds <= 0:
+        raise ConfigError(f"{setting}: must be longer than 0, got {raw!r}")
+    return seconds
+
+
+def parse_non_negative_int(raw: str, *, setting: str) -> int:
+    """A whole number, 0 or more."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{setting}: must be 0 or more, got {raw!r}")
+    return value
+
+
+def warn_deprecated(env: Mapping[str, str]) -> None:
+    """A WARNING for each setting that is read no more (`variables.DEPRECATED`)."""
+    for name, instead in DEPRECATED.items():
+        if env.get(name, "").strip():
+            logger.warning("Setting %s is deprecated and ignored: %s", name, instead)
 
 
 def parse_since(raw: str, *, setting: str = "backfill_since", now_ns: int | None = None) -> int:
@@ -160,11 +193,12 @@ class TradesSettings:
     kraken_rest_url: str = "https://api.kraken.com"
     backfill_since_ns: int | None = None
     backfill_only: bool = False
+    backfill_deadline: float | None = None
     processing_guarantee: str = "at-least-once"
-    max_gap: int = 50_000
+    max_gap: int = 0
     max_held: int = 100_000
+    max_held_mb: int = 128
     repair_timeout: float = 60.0
-    repair_attempts: int = 5
     partitions: int = 3
     retention_ms: int = -1
     decimal_strings: bool = False
@@ -193,6 +227,13 @@ class TradesSettings:
         backfill_only = parse_bool(text("backfill_only"), setting="backfill_only")
         if backfill_only and backfill_since_ns is None:
             raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
+        deadline = text("backfill_deadline")
+        backfill_deadline = (
+            parse_duration(deadline, setting="backfill_deadline") if deadline else None
+        )
+        if backfill_deadline is not None and not backfill_only:
+            raise ConfigError("backfill_deadline: applies to backfill_only: true only")
+        warn_deprecated(env)
         output = parse_topic_name(text("output"), setting="output")
         gaps_output = parse_topic_name(text("gaps_output"), setting="gaps_output")
         if gaps_output == output:
@@ -228,15 +269,16 @@ class TradesSettings:
             kraken_rest_url=rest_url,
             backfill_since_ns=backfill_since_ns,
             backfill_only=backfill_only,
+            backfill_deadline=backfill_deadline,
             processing_guarantee=parse_choice(
                 text("processing_guarantee"),
                 setting="processing_guarantee",
                 choices=("at-least-once", "exactly-once"),
             ),
-            max_gap=parse_positive_int(text("max_gap"), setting="max_gap"),
+            max_gap=parse_non_negative_int(text("max_gap"), setting="max_gap"),
             max_held=parse_positive_int(text("max_held"), setting="max_held"),
+            max_held_mb=parse_positive_int(text("max_held_mb"), setting="max_held_mb"),
             repair_timeout=parse_seconds(text("repair_timeout"), setting="repair_timeout"),
-            repair_attempts=parse_positive_int(text("repair_attempts"), setting="repair_attempts"),
             partitions=parse_positive_int(text("partitions"), setting="partitions"),
             retention_ms=parse_retention(text("retention")),
             decimal_strings=parse_bool(text("decimal_strings"), setting="decimal_strings"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CANDLES", "TRADES", "Variable"]
+__all__ = ["CANDLES", "DEPRECATED", "TRADES", "Variable"]
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,30 @@ TRADES: tuple[Variable, ...] = (
         "false",
         "With backfill_since: publish the history up to now, then exit (0 only if complete)",
     ),
-    Variable("max_gap", "50000", "Largest gap (in trades) repaired from REST; beyond it, logged"),
+    Variable(
+        "backfill_deadline",
+        "",
+        "With backfill_only: longest the history may take (e.g. 6h); past it the run exits 4",
+    ),
+    Variable(
+        "max_gap",
+        "0",
+        "Opt-in cap: a gap of more trades is reported, not repaired (0: repair any gap)",
+    ),
     Variable(
         "max_held",
         "100000",
         "Most live trades held per pair behind a repair; past it REST fetches them instead",
     ),
-    Variable("repair_timeout", "60", "Seconds a REST page may take before that attempt fails"),
     Variable(
-        "repair_attempts",
-        "5",
-        "Failed REST attempts in a row (with backoff) before a gap is given up (ERROR)",
+        "max_held_mb",
+        "128",
+        "Most memory (MiB) for live trades held behind repairs, all pairs (~460 B a trade)",
+    ),
+    Variable(
+        "repair_timeout",
+        "60",
+        "Seconds a REST request may take before it is asked again (a repair never gives up)",
     ),
     Variable(
         "partitions",
@@ -164,3 +177,9 @@ CANDLES: tuple[Variable, ...] = (
     LOGLEVEL,
     BROKER_ADDRESS,
 )
+
+# Settings that are read no more: name -> what to do instead (a WARNING at start says it).
+DEPRECATED: dict[str, str] = {
+    "repair_attempts": "a repair never gives up on its own now (waits are reported instead: "
+    "see docs on delivery guarantees); remove it",
+}

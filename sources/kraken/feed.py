@@ -239,7 +239,7 @@ class Feed:
                 continue
             if len(batch) > 1:
                 batch.sort(key=_trade_id)
-            lane.live(batch, now)
+            lane.receive(batch, now)
         self._bound_held()
         self._schedule_after = 0.0  # a repair may have started
 
@@ -406,4 +406,3 @@ def _some(pairs: tuple[str, ...], shown: int = 10) -> str:
     if len(pairs) <= shown:
         return ", ".join(pairs)
     return f"{', '.join(pairs[:shown])} and {len(pairs) - shown} more pairs"
-

@@ -119,11 +119,15 @@ class Lane:
 
     # --- live trades ---------------------------------------------------------------------
 
-    def live(self, trades: list[Trade], now: float) -> None:
-        """Live trades of this pair, in trade_id order."""
+    def receive(self, trades: list[Trade], now: float) -> None:
+        """Live trades of this pair from the WebSocket, in trade_id order."""
         self.heard_at = now
         if self.probe is not None:
             self._probe_answered(trades[-1].trade_id)
+        self.live(trades, now)
+
+    def live(self, trades: list[Trade], now: float) -> None:
+        """Live trades, in trade_id order: new ones, or held ones released."""
         fresh: list[Trade] = []
         pos = self.position
         for trade in trades:
@@ -140,78 +144,84 @@ class Lane:
             if fresh:
                 self._publish_live(fresh, pos)
                 fresh = []
-            self._one(trade, now)
-            pos = self.position
+            if self._one(trade, now):  # it goes on the sequence (after a hole, maybe)
+                fresh.append(trade)
+                pos = (trade.trade_id, trade.timestamp_ms)
+            else:
+                pos = self.position
         if fresh:
             self._publish_live(fresh, pos)
 
-    def _one(self, trade: Trade, now: float) -> None:
-        """A live trade that does not simply continue the sequence."""
+    def _one(self, trade: Trade, now: float) -> bool:
+        """A live trade that does not simply continue the sequence: True when it is to be
+        published next (the caller publishes it), False when it was dealt with here."""
         tid = trade.trade_id
         pos = self.position
         repair = self.repair
         if pos is not None and (self.refused or (repair and repair.kind is RepairKind.CHECK)):
             if tid < pos[0] and trade.timestamp_ms > pos[1]:
                 self._refuse(trade, now)
-                return
+                return False
             if tid <= pos[0]:
                 self.out.stats.duplicates += 1
-                return
+                return False
             self._old_sequence_goes_on(trade)
             repair = self.repair
         if repair is not None:
             self._hold(trade, now)
-            return
+            return False
         if pos is None:
-            self._publish_live([trade], (tid, trade.timestamp_ms))
-            return
+            return True  # the first trade the pipeline sees of this pair
         if tid <= pos[0]:
             if tid < pos[0] and trade.timestamp_ms > pos[1]:
                 self._refuse(trade, now)
             else:
                 self.out.stats.duplicates += 1  # a replay, e.g. the snapshot after a reconnect
-            return
+            return False
         suspect = self.suspect
         if suspect is not None:
             verdict = self._settle_suspect(trade)
             if verdict == "same":
-                return
+                return False
             if verdict == "confirm":  # the sequence really moved there
                 self.suspect = None
-                self._leap(suspect, now, confirmed=True)
-                self._one(trade, now)
-                return
+                self._settle(suspect, self._leap(suspect, now, confirmed=True))
+                return self._one(trade, now)
             if verdict == "below" and tid > pos[0] + 1:  # an older trade of the leap's gap
                 self.suspect = None
-                self._leap(trade, now, confirmed=True)
-                self._one(suspect, now)
-                return
+                self._settle(trade, self._leap(trade, now, confirmed=True))
+                self._settle(suspect, self._one(suspect, now))
+                return False
         if tid == pos[0] + 1:
-            self._publish_live([trade], (tid, trade.timestamp_ms))
-            return
-        self._leap(trade, now, confirmed=False)
+            return True
+        return self._leap(trade, now, confirmed=False)
+
+    def _settle(self, trade: Trade, publish: bool) -> None:
+        """Publish `trade` now if `_one` or `_leap` said it goes on the sequence."""
+        if publish:
+            self._publish_live([trade], (trade.trade_id, trade.timestamp_ms))
 
     def _publish_live(self, fresh: list[Trade], pos: tuple[int, int] | None) -> None:
         if fresh:
             self.position = pos
             self.out.publish(self.pair, fresh, "ws")
 
-    def _leap(self, trade: Trade, now: float, *, confirmed: bool) -> None:
+    def _leap(self, trade: Trade, now: float, *, confirmed: bool) -> bool:
         """`trade` leaps past the position: repair the gap (or wait for a far leap to be
-        confirmed, or, without REST or past an opt-in `max_gap`, say it is a hole)."""
+        confirmed, or, without REST or past an opt-in `max_gap`, say it is a hole). True
+        when the trade is to be published next (after a hole)."""
         assert self.position is not None
         last_id, last_ms = self.position
         missing = trade.trade_id - last_id - 1
         if missing > LEAP_TO_CONFIRM and not confirmed:
             self.suspect = trade
-            return
+            return False
         first, last = last_id + 1, trade.trade_id - 1
         unproven = self._unproven_reason(missing)
         if unproven is not None:
             reason, detail = unproven
             self._hole(first, last, reason, detail)
-            self._publish_live([trade], (trade.trade_id, trade.timestamp_ms))
-            return
+            return True
         self.out.stats.count("gaps", self.pair)
         self.out.note(
             logging.WARNING,
@@ -220,6 +230,7 @@ class Lane:
         )
         self._start(Repair(RepairKind.GAP, now, first_missing=first, start_ms=last_ms))
         self._hold(trade, now)
+        return False
 
     def _unproven_reason(self, missing: int) -> tuple[HoleReason, str] | None:
         """Why a gap of `missing` trades cannot be repaired (None: it can)."""

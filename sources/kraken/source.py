@@ -34,14 +34,14 @@ from .feed import (
 )
 from .fetcher import PageFetcher, PageRequest
 from .gaps import GapEvents
-from .positions import restore_positions, save_positions
+from .positions import Position, restore_positions, save_positions, starting_positions
 from .rest import KrakenRest
 from .session import ConnectionLost, SessionStats, SubscriptionRejected
 
 __all__ = [
     "END_OF_BACKFILL_HEADER",
+    "HISTORY_OUTCOMES",
     "ConnectionLost",
-    "HistoryIncomplete",
     "KrakenTradesSource",
     "SubscriptionRejected",
 ]
@@ -60,6 +60,8 @@ READ_TIMEOUT = 1.0  # seconds: how often the loop looks at `self.running` when a
 READ_TIMEOUT_REPAIRING = 0.05  # while REST pages come in, act on them promptly
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions
 END_OF_BACKFILL_HEADER = "kraken-trades-end-of-backfill"
+# `backfill_only`: how the history ended, the end marker's header value (read by the app)
+HISTORY_OUTCOMES = ("complete", "deadline", "rest_unusable")
 SUMMARY_PAIRS = 20  # most pairs named one by one in the summary line
 # The source's producer: not idempotent, one request in flight. Quix Streams makes every
 # producer idempotent; librdkafka (<= 2.15) then busy-polls its broker thread whenever five
@@ -69,10 +71,6 @@ SUMMARY_PAIRS = 20  # most pairs named one by one in the summary line
 # dropped by the dataframe's dedupe step. (Quix never makes a source's producer
 # transactional, so this holds in both processing modes.)
 SOURCE_PRODUCER_CONFIG = {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
-
-
-class HistoryIncomplete(RuntimeError):
-    """`backfill_only`: some pair's history could not be fetched completely."""
 
 
 class KrakenTradesSource(StatefulSource):
@@ -89,7 +87,7 @@ class KrakenTradesSource(StatefulSource):
 
     It reconnects on close, error or silence, with a backoff that keeps growing until a
     connection has stayed healthy for `healthy_after` seconds. It raises only on a fatal
-    error: a pair Kraken never accepted, or (`backfill_only`) an incomplete history.
+    error: a pair Kraken never accepted.
     """
 
     def __init__(
@@ -108,10 +106,12 @@ class KrakenTradesSource(StatefulSource):
         rest_min_interval: float = 1.0,
         backfill_since_ns: int | None = None,
         backfill_only: bool = False,
-        max_gap: int = 50_000,
+        max_gap: int = 0,
         max_held: int = 100_000,
+        max_held_bytes: int = 128 * 1024 * 1024,
         repair_timeout: float = 60.0,
-        repair_attempts: int = 5,
+        backfill_deadline: float | None = None,
+        start_positions: dict[str, Position] | None = None,
         shutdown_timeout: float = 10.0,
         stale_after: float | None = 120.0,
         decimal_strings: bool = False,
@@ -136,10 +136,17 @@ class KrakenTradesSource(StatefulSource):
         :param backfill_since_ns: also publish each pair's history from this time (epoch ns)
             on, before its live trades; a pair with a saved position resumes from it instead.
         :param backfill_only: publish the history up to now, then stop (no WebSocket).
-        :param max_gap: the largest gap (in trades) to repair; a larger one is logged.
+        :param max_gap: opt-in cap: a gap of more trades is not repaired but reported (0: any
+            gap is repaired).
         :param max_held: most live trades held per pair behind a repair (see `feed`).
-        :param repair_timeout: seconds a REST page may take before that attempt fails.
-        :param repair_attempts: failed attempts in a row before a gap is given up (logged).
+        :param max_held_bytes: most memory for held live trades over all pairs.
+        :param repair_timeout: seconds a REST page may take before that attempt fails (and is
+            asked again: a repair never gives up on its own).
+        :param backfill_deadline: `backfill_only`: seconds the history may take; past them
+            the run ends (exit code 4), saying where each pair stopped.
+        :param start_positions: pair -> (last trade_id, its epoch ms) in the output topic,
+            for pairs without a saved position (a new state, group or shard count): they
+            repair from there instead of taking their first live trade on faith.
         :param shutdown_timeout: seconds the application waits for the source to stop.
         :param stale_after: seconds without a live trade of a pair before its subscription is
             checked by resubscribing with a snapshot (see `feed`); 0 or None: never.
@@ -180,16 +187,19 @@ class KrakenTradesSource(StatefulSource):
         self.rest_url = rest_url
         self.rest_min_interval = rest_min_interval
         self.backfill_only = backfill_only
+        self.backfill_deadline = backfill_deadline
+        self.start_positions = dict(start_positions or {})
         self.decimal_strings = decimal_strings
         self.feed_config = FeedConfig(
             pairs=self.pairs,
             repair=bool(rest_url),
             max_gap=max_gap,
             max_held=max_held,
+            max_held_bytes=max_held_bytes,
             repair_timeout=repair_timeout,
-            repair_attempts=repair_attempts,
             history_since_ns=backfill_since_ns,
             stale_after=0.0 if backfill_only or not stale_after else stale_after,
+            rest_interval=rest_min_interval,
         )
         self._stop_requested = False
         super().__init__(name=name, shutdown_timeout=shutdown_timeout)
@@ -212,7 +222,8 @@ class KrakenTradesSource(StatefulSource):
         _log_like_quixstreams()
         _release_recovery_consumer()
         _tune_producer(self.producer, SOURCE_PRODUCER_CONFIG)
-        self.feed = Feed(self.feed_config, restore_positions(self.state, self.pairs))
+        saved = restore_positions(self.state, self.pairs)
+        self.feed = Feed(self.feed_config, starting_positions(saved, self.start_positions))
         self.session_stats = SessionStats()
         self.bad_rows = 0
         self._saved = dict(self.feed.positions)
@@ -225,7 +236,8 @@ class KrakenTradesSource(StatefulSource):
         # Prometheus metrics (None when off): counters synced from the stats about once a second
         self._metrics = source_metrics(self.pairs, self.feed_config.history_since_ns)
         if self.rest_url:
-            rest = KrakenRest(self.rest_url, min_interval=self.rest_min_interval)
+            # one attempt per request: the core waits, asks again and reports long waits
+            rest = KrakenRest(self.rest_url, min_interval=self.rest_min_interval, max_attempts=1)
             self._fetcher = PageFetcher(rest).start()
         try:
             if self.backfill_only:
@@ -281,23 +293,62 @@ class KrakenTradesSource(StatefulSource):
             time.sleep(seconds)
 
     def _run_history(self) -> None:
-        """Fetch every pair's history up to now; then mark the end, or raise if incomplete."""
+        """Fetch every pair's history up to now (or the deadline); then mark the end.
+
+        The end marker carries the outcome (`HISTORY_OUTCOMES`); the application stops once
+        the dataframe has seen it, so every trade fetched is in the output before the exit
+        code says how the history ended.
+        """
         logger.info("Backfilling %s up to now, then stopping", ", ".join(self.pairs))
+        deadline = self.backfill_deadline
+        ends_at = time.monotonic() + deadline if deadline is not None else None
         while self.running and self.feed.history_pending:
+            if ends_at is not None and time.monotonic() >= ends_at:
+                break
             self._idle(0.2)
         if not self.running:
             return  # stopped midway: no end marker, the app exits non-zero
         self._checkpoint()
         failed = sorted(self.feed.history_failed)
-        if failed:
-            raise HistoryIncomplete(f"the history of {', '.join(failed)} is incomplete (see log)")
-        # tells the dataframe that everything before it is all there is
+        if self.feed.history_pending:
+            outcome = "deadline"
+            logger.error(
+                "backfill_deadline (%g s) passed before the history was complete; where each "
+                "pair stopped: %s",
+                deadline,
+                self._where_stopped(),
+            )
+        elif failed:
+            outcome = "rest_unusable"
+            logger.error(
+                "The history of %s is incomplete: Kraken's REST cannot serve it (see above)",
+                ", ".join(failed),
+            )
+        else:
+            outcome = "complete"
+            logger.info("Backfill complete: %s", self.summary())
+        # tells the dataframe that everything before it is all there is (and how it ended)
         message = self.serialize(key="", value=[])
-        self.produce(key=message.key, value=message.value, headers=[(END_OF_BACKFILL_HEADER, b"1")])
+        self.produce(
+            key=message.key,
+            value=message.value,
+            headers=[(END_OF_BACKFILL_HEADER, outcome.encode())],
+        )
         self.producer.flush()
-        logger.info("Backfill complete: %s", self.summary())
         while self.running:  # the application stops once the dataframe saw the marker
             time.sleep(0.2)
+
+    def _where_stopped(self) -> str:
+        """`BTC/USD at trade_id 123 (2024-01-02T03:04:05Z), ETH/USD not started`."""
+        parts = []
+        for pair in self.pairs:
+            position = self.feed.lane(pair).position
+            if position is None:
+                parts.append(f"{pair} not started")
+            else:
+                moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(position[1] / 1000))
+                parts.append(f"{pair} at trade_id {position[0]} ({moment})")
+        return ", ".join(parts)
 
     def _idle(self, seconds: float) -> None:
         """Wait `seconds`, acting on REST pages meanwhile."""
@@ -320,11 +371,11 @@ class KrakenTradesSource(StatefulSource):
                 self.bad_rows += len(result.bad_rows)
                 feed.page(
                     result.request_id,
-                    result.trades,
+                    result.rows,
                     result.last_ns,
                     now,
                     error=result.error,
-                    permanent=result.permanent,
+                    failure=result.failure,
                 )
         feed.tick(now)
         gaps = self._gaps

@@ -55,11 +55,29 @@ class SourceMetricSet:
         )
         self.gaps_unrepaired = counter(
             "kraken_trades_gaps_unrepaired_total",
-            "Trade_id ranges given up for good (logged with the exact range)",
-            ("pair",),
+            "Trade_id ranges that will never be published (reason: rest_lacks and unreadable "
+            "are proven by Kraken's REST; see the gap events)",
+            ("pair", "reason"),
         )
         self.missed = counter(
-            "kraken_trades_missed_total", "Trades in the unrepaired gaps", ("pair",)
+            "kraken_trades_missed_total", "Trades in the unrepaired gaps", ("pair", "reason")
+        )
+        self.regressions = counter(
+            "kraken_trades_sequence_regressions_total",
+            "Times a pair's trade_ids went back (newer trades with lower ids)",
+            ("pair",),
+        )
+        self.repair_stalled = gauge(
+            "kraken_trades_repair_stalled_seconds",
+            "Seconds the pair's repair has gone without progress while Kraken REST fails "
+            "or lags (0: no repair, or it advances)",
+            ("pair",),
+        )
+        self.pair_unready = gauge(
+            "kraken_trades_pair_unready",
+            "1 while the pair makes /readyz answer 503 (reason: repair_stalled, "
+            "rest_unusable, sequence_regression)",
+            ("pair", "reason"),
         )
         self.backfilled = counter(
             "kraken_trades_backfilled_total", "Trades published from Kraken REST", ("pair",)

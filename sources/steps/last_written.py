@@ -91,6 +91,7 @@ class LastTradeIds(dict[str, int]):
     """pair -> its last trade_id written, with what could not be determined.
 
     :ivar unknown: requested pairs whose last trade_id could not be determined (seed nothing).
+    :ivar times: pair -> `timestamp_ms` of that last record (0 when it had none).
     :ivar complete: False when a partition could not be read: with `pairs=None`, pairs of
         that partition may be missing without being named.
     """
@@ -101,10 +102,16 @@ class LastTradeIds(dict[str, int]):
         *,
         unknown: Iterable[str] = (),
         complete: bool = True,
+        times: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(found or {})
         self.unknown = frozenset(unknown)
         self.complete = complete
+        self.times = dict(times or {})  # pair -> the time of that record (epoch ms; 0: none)
+
+    def positions(self) -> dict[str, tuple[int, int]]:
+        """pair -> (last trade_id, its epoch ms), for pairs whose record had a time."""
+        return {pair: (tid, self.times[pair]) for pair, tid in self.items() if self.times.get(pair)}
 
     def __repr__(self) -> str:
         return (
@@ -122,8 +129,9 @@ class _Partition:
     start: int = 0  # the first offset of the current window
     end: int | None = None  # the current window's end (exclusive); None: the partition's end
     read: int = 0  # records read in all its windows
-    last: dict[str, int] = field(default_factory=dict)  # found in complete windows
-    window: dict[str, int] = field(default_factory=dict)  # found in the current window
+    # pair -> (trade_id, timestamp_ms) of its last record: in complete windows, in this one
+    last: dict[str, tuple[int, int]] = field(default_factory=dict)
+    window: dict[str, tuple[int, int]] = field(default_factory=dict)
     failed: str | None = None  # why it could not be read
     listed: int = 0  # its end offset as ListOffsets answered
     checked: bool = False  # that end was checked against the first fetch's high watermark
@@ -298,9 +306,9 @@ def _read(
     consumer.resume(assignment)  # a partition paused in the previous round stays paused
 
     def close_window(p: _Partition) -> None:
-        for pair, trade_id in p.window.items():
-            if trade_id > p.last.get(pair, trade_id - 1):
-                p.last[pair] = trade_id
+        for pair, last in p.window.items():
+            if pair not in p.last or last > p.last[pair]:
+                p.last[pair] = last
         p.window.clear()
         del active[p.number]
         consumer.pause([TopicPartition(topic, p.number)])
@@ -393,9 +401,13 @@ def _skip_to_tail(consumer: Consumer, topic: str, p: _Partition, tail: int, budg
 
 
 def _take(
-    message: Message, found: dict[str, int], wanted: frozenset[str] | None, id_field: str
+    message: Message,
+    found: dict[str, tuple[int, int]],
+    wanted: frozenset[str] | None,
+    id_field: str,
 ) -> None:
-    """Keep the record's `id_field` if it is a trade (of a wanted pair) newer than found."""
+    """Keep the record's `id_field` (and `timestamp_ms`) if it is a trade (of a wanted pair)
+    newer than found."""
     value = message.value()
     if not value:
         return
@@ -411,8 +423,9 @@ def _take(
         return  # not a trade, or a transform dropped the fields
     if wanted is not None and pair not in wanted:
         return
-    if trade_id > found.get(pair, trade_id - 1):
-        found[pair] = trade_id
+    if pair not in found or trade_id > found[pair][0]:
+        timestamp_ms = record.get("timestamp_ms")
+        found[pair] = (trade_id, timestamp_ms if type(timestamp_ms) is int else 0)
 
 
 def _result(
@@ -424,11 +437,12 @@ def _result(
     started: float,
 ) -> LastTradeIds:
     """Merge the partitions' findings and say (log) what could not be determined."""
-    found: dict[str, int] = {}
+    lasts: dict[str, tuple[int, int]] = {}
     for p in partitions:
-        for pair, trade_id in p.last.items():
-            if trade_id > found.get(pair, trade_id - 1):
-                found[pair] = trade_id
+        for pair, last in p.last.items():
+            if pair not in lasts or last > lasts[pair]:
+                lasts[pair] = last
+    found = {pair: last[0] for pair, last in lasts.items()}
     failed = [p for p in partitions if p.failed is not None]
     for p in failed:
         logger.warning(
@@ -462,7 +476,8 @@ def _result(
         read,
         time.monotonic() - started,
     )
-    return LastTradeIds(found, unknown=unknown, complete=complete)
+    times = {pair: lasts[pair][1] for pair in found}
+    return LastTradeIds(found, unknown=unknown, complete=complete, times=times)
 
 
 def _progress(p: _Partition) -> str:

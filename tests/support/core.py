@@ -16,8 +16,8 @@ from sources.kraken.feed import (
     Hole,
     Notice,
     Publish,
-    Resubscribe,
     RestFailure,
+    Resubscribe,
 )
 from sources.kraken.rest import BadRow
 from sources.kraken.trade import Trade
@@ -117,7 +117,7 @@ class Driver:
         self.holes: list[Hole] = []
         self.history: list[HistoryEnded] = []
         self.notices: list[Notice] = []
-        self.resubscribes: list[Resubscribe] = []
+        self.resubscribe_actions: list[Resubscribe] = []
         self.pending: tuple[float, Fetch] | None = None
         self.fetches = 0
         self.fetch_log: list[Fetch] = []
@@ -156,7 +156,7 @@ class Driver:
             elif isinstance(action, Notice):
                 self.notices.append(action)
             elif isinstance(action, Resubscribe):
-                self.resubscribes.append(action)
+                self.resubscribe_actions.append(action)
 
     def step(self, seconds: float = 0.1) -> None:
         """Let time pass; answer the pending page when its time has come."""

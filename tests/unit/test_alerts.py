@@ -32,8 +32,16 @@ WATCHES = {
     "KrakenTradesReconnectStorm": "kraken_trades_reconnects_total",
     "KrakenTradesBrokerDown": "kraken_trades_broker_up",
     "KrakenPipelineDown": "up",
+    # issue 16: waits on Kraken REST are escalated, never turned into holes
+    "KrakenTradesRepairStalled": "kraken_trades_repair_stalled_seconds",
+    "KrakenTradesPairBlocked": "kraken_trades_pair_unready",
 }
-PER_PAIR = {"KrakenTradesGapUnrepaired", "KrakenTradesPairSilent"}
+PER_PAIR = {
+    "KrakenTradesGapUnrepaired",
+    "KrakenTradesPairSilent",
+    "KrakenTradesRepairStalled",
+    "KrakenTradesPairBlocked",
+}
 SEVERITIES = {"critical", "warning"}
 
 

@@ -113,16 +113,19 @@ def test_a_repaired_gap_moves_each_counter_by_what_happened() -> None:
     assert source.value("kraken_trades_gaps_found_total", pair="ETH/USD") == 0
     assert source.value("kraken_trades_held", pair="BTC/USD") == 1
     (fetch,) = fetches(source.feed)
-    source.answer(fetch, range(4, 12))  # REST has more than the gap: only 4..8 are its
+    source.answer(fetch, range(3, 12))  # from the trade before the gap, and past its end
     source.sync()
     for name, pair, value in [
         ("kraken_trades_gaps_repaired_total", "BTC/USD", 1),
         ("kraken_trades_backfilled_total", "BTC/USD", 5),
         ("kraken_trades_held", "BTC/USD", 0),
-        ("kraken_trades_gaps_unrepaired_total", "BTC/USD", 0),
         ("kraken_trades_backfilled_total", "ETH/USD", 0),
     ]:
         assert source.value(name, pair=pair) == value, name
+    for reason in ("rest_lacks", "unreadable"):  # proven reasons are shown from the start
+        assert (
+            source.value("kraken_trades_gaps_unrepaired_total", pair="BTC/USD", reason=reason) == 0
+        )
     assert source.value(PUBLISHED, pair="BTC/USD", origin="rest") == 5
     assert source.value(PUBLISHED, pair="BTC/USD", origin="ws") == 4  # 1..3 and the held 9
     assert source.value(PUBLISHED, pair="ETH/USD", origin="ws") == 2
@@ -159,9 +162,10 @@ def test_a_gap_without_repair_counts_unrepaired_and_missed() -> None:
     source = Source(FeedConfig(pairs=PAIRS, repair=False))
     source.feed.receive(trades(range(1, 3), "ETH/USD") + trades(range(10, 12), "ETH/USD"), 0.0)
     source.sync()
-    assert source.value("kraken_trades_gaps_unrepaired_total", pair="ETH/USD") == 1
-    assert source.value("kraken_trades_missed_total", pair="ETH/USD") == 7  # 3..9
-    assert source.value("kraken_trades_gaps_unrepaired_total", pair="BTC/USD") == 0
+    unrepaired = "kraken_trades_gaps_unrepaired_total"
+    assert source.value(unrepaired, pair="ETH/USD", reason="repair_off") == 1
+    assert source.value("kraken_trades_missed_total", pair="ETH/USD", reason="repair_off") == 7
+    assert source.value(unrepaired, pair="BTC/USD", reason="rest_lacks") == 0
 
 
 def test_subscriptions_and_connections_come_from_the_open_sessions() -> None:

@@ -19,7 +19,7 @@ from sources.kraken.backoff import Backoff, ReconnectPolicy
 from sources.kraken.feed import Feed, FeedConfig, Resubscribe
 from sources.kraken.session import KrakenSession, SessionStats
 from sources.kraken.trade import Trade
-from tests.unit.test_feed import PAIRS, Driver, FakeRest, trades
+from tests.support.core import PAIRS, Driver, FakeRest, trades
 
 STALE = 10.0
 CHECK = STALE / 4  # how often the core looks for silent pairs (min(10 s, stale_after / 4))

@@ -36,7 +36,8 @@ OTHER_VALUES = {
         "max_gap": "10",
         "max_held": "10",
         "repair_timeout": "5",
-        "repair_attempts": "2",
+        "max_held_mb": "64",
+        "backfill_deadline": "6h",  # needs backfill_only; checked below with it
         "partitions": "6",
         "retention": "30d",
         "decimal_strings": "true",
@@ -133,9 +134,23 @@ def test_the_settings_code_reads_every_variable_and_its_defaults_agree(app: str)
         env = {name: value}
         if name == "backfill_only":
             env = {"backfill_since": "2d", name: "true"}
+        if name == "backfill_deadline":
+            env = {"backfill_since": "2d", "backfill_only": "true", name: value}
         if name == "shard":
             env = {"shards": "2", name: "1"}
         if name == "input":
             env["output"] = "other-out"
         changed = settings.from_env(env)
         assert changed != settings.from_env({k: v for k, v in env.items() if k != name}), name
+
+
+def test_a_deprecated_setting_is_accepted_with_a_warning_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sources.app.variables import DEPRECATED
+
+    for name in DEPRECATED:
+        assert name not in {v.name for v in TRADES}  # not offered any more
+        with caplog.at_level("WARNING"):
+            assert TradesSettings.from_env({name: "5"}) == TradesSettings()
+        assert f"Setting {name} is deprecated" in caplog.text
