@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from simulator import KrakenSimulator, Market, SimTrade
 from simulator.market import pair_info
+from simulator.rest import KRAKEN_ERRORS
 
 PAIRS = ["BTC/USD", "ETH/USD", "DOGE/USD"]
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -686,7 +687,8 @@ def test_stop_closes_the_port() -> None:
 
 def test_cli_serves_until_interrupted() -> None:
     command = [sys.executable, "-m", "simulator", "--port", "0", "--pairs", "SOL/USD"]
-    command += ["--rate", "50", "--history", "10", "--seed", "3"]
+    command += ["--rate", "50", "--history", "10", "--seed", "3", "--fills", "2"]
+    command += ["--rest-errors", "1"]
     with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) as process:
         try:
             assert process.stderr is not None
@@ -700,6 +702,16 @@ def test_cli_serves_until_interrupted() -> None:
             assert len(recv(ws)["data"]) >= 10
             with urllib.request.urlopen(found[2] + "/0/public/AssetPairs", timeout=3) as answer:
                 assert set(orjson.loads(answer.read())["result"]) == {"SOLUSD"}
+            trades = found[2] + "/0/public/Trades?pair=SOLUSD&since=0"
+            with urllib.request.urlopen(trades, timeout=3) as answer:  # --rest-errors 1
+                assert orjson.loads(answer.read()) == {
+                    "error": [next(iter(KRAKEN_ERRORS))],
+                    "result": {},
+                }
+            with urllib.request.urlopen(trades, timeout=3) as answer:
+                history = orjson.loads(answer.read())["result"]["SOLUSD"][:10]
+            times = [row[2] for row in history]
+            assert times[::2] == times[1::2] and len(set(times)) == 5  # --fills 2
             process.send_signal(signal.SIGINT)
             assert process.wait(10) == 0
         finally:
