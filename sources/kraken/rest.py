@@ -408,7 +408,10 @@ class KrakenRest:
                 delay = max(delay, self.min_interval)
                 self._next_call = time.monotonic() + delay
                 if self.max_attempts is not None and attempt >= self.max_attempts:
-                    raise RestError(str(retry)) from None
+                    said = (
+                        str(retry) if attempt == 1 else f"gave up after {attempt} attempts: {retry}"
+                    )
+                    raise RestError(said) from None
                 self.retries += 1
                 logger.warning("Kraken REST %s failed (%s); retrying in %.1f s", path, retry, delay)
             except RestError:
