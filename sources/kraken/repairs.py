@@ -80,8 +80,9 @@ class Repair:
         return max(since, self.floor_ns, 0)
 
     def advanced(self, now: float) -> float | None:
-        """Progress: the wait is over. Returns how long it lasted if it was reported."""
-        waited = now - self.advanced_at if self.warned_after else None
+        """Progress: the wait is over. Returns how long it lasted if it was reported (a
+        failure was: its WARNING gets this answer)."""
+        waited = now - self.advanced_at if self.failures else None
         self.advanced_at = now
         self.failures = 0
         self.lookback_ns = 0
