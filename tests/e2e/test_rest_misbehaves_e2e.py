@@ -102,14 +102,9 @@ def test_a_restart_after_a_busy_day_under_a_new_group_repairs_from_the_output(
         market.seed_history(52_000, span_seconds=100, end_ns=time.time_ns() + 100 * 10**9)
         restarted = {**env, "Quix__Consumer_Group": unique("another-group")}
         with trades_pipeline(broker, kraken, tmp_path, **restarted) as pipeline:
-            pipeline.wait_for_log(r"No saved position for BTC/USD: starting from the output")
+            pipeline.wait_for_log(r"No saved position for BTC/USD \(trade_id \d+\): starting from")
             target = market.last("BTC/USD", 1)[0].trade_id + 20
-            records = consume(
-                broker,
-                output,
-                until=lambda rs: any(r.value["trade_id"] >= target for r in rs),
-                timeout=150,
-            )
+            records = consume(broker, output, until=reached(pair, {"BTC/USD": target}), timeout=150)
             assert pipeline.stop() == 0
             log = pipeline.log
         events = no_gap_events(broker, gaps)

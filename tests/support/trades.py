@@ -40,10 +40,16 @@ def by_pair(records: list[Record]) -> dict[str, list[int]]:
 
 
 def reached(pairs: tuple[str, ...], trade_ids: dict[str, int]):
-    """Stop reading once every pair has reached the given trade_id."""
+    """Stop reading once every pair has reached the given trade_id (each call looks at the
+    records that came since the last: reading tens of thousands stays linear)."""
+    last: dict[str, int] = {}
+    seen = 0
 
     def done(records: list[Record]) -> bool:
-        last = {r.value["pair"]: r.value["trade_id"] for r in records}
+        nonlocal seen
+        for record in records[seen:]:
+            last[record.value["pair"]] = record.value["trade_id"]
+        seen = len(records)
         return all(last.get(pair, -1) >= trade_ids[pair] for pair in pairs)
 
     return done
