@@ -123,7 +123,7 @@ TRADES: tuple[Variable, ...] = (
     Variable(
         "max_held_mb",
         "128",
-        "Most memory (MiB) for live trades held behind repairs, all pairs (~460 B a trade)",
+        "Most memory (MiB) for live trades held behind repairs, all pairs (~480 B a trade)",
     ),
     Variable(
         "repair_timeout",

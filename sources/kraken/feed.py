@@ -71,7 +71,7 @@ SILENCE_CHECK_INTERVAL = 10.0  # most seconds between two looks for silent pairs
 STALL_CHECK_INTERVAL = 1.0  # seconds between two looks at waits that grow
 # Memory one held live trade costs (the `Trade`, its strings and numbers, the list slot),
 # measured with tracemalloc on parsed Kraken frames (tests/unit/test_held_memory.py).
-HELD_TRADE_BYTES = 460
+HELD_TRADE_BYTES = 480
 
 
 class RestFailure(Enum):
