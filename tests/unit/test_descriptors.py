@@ -120,9 +120,7 @@ def test_a_broken_copy_of_quix_yaml_is_rejected_where_it_is_broken(breakage: str
 
 @pytest.mark.parametrize("path", APP_YAMLS)
 @pytest.mark.parametrize("breakage", APP_BREAKAGES)
-def test_a_broken_copy_of_app_yaml_is_rejected_where_it_is_broken(
-    path: str, breakage: str
-) -> None:
+def test_a_broken_copy_of_app_yaml_is_rejected_where_it_is_broken(path: str, breakage: str) -> None:
     broken = copy.deepcopy(load_yaml(ROOT / path))
     change, where = APP_BREAKAGES[breakage]
     change(broken)
