@@ -75,7 +75,10 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
         with PipelineProcess(CANDLES_MAIN, candles_env, tmp_path / "candles") as candles:
             candles.wait_for_log(STARTED)
             candle_records = consume(
-                broker, candles_env["output"], until=candles_until({"BTC/USD": last}, 2)
+                # ETH/USD's candles too: its partition may be read behind BTC/USD's
+                broker,
+                candles_env["output"],
+                until=candles_until({"BTC/USD": last, "ETH/USD": 0}, 2),
             )
             assert candles.stop(signal.SIGINT) == 0
         assert trades.stop() == 0
