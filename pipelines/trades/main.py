@@ -31,12 +31,14 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
 from sources.app import shards
-from sources.app.run import broker_address, on_quix_cloud, run_application
+from sources.app.run import broker_connection, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
+from sources.app.topic_manager import PipelineApplication
 from sources.app.topics import (
+    SOURCE_TOPIC,
     PartitionMismatch,
     check_partitions,
-    retention_config,
+    topic_config,
     warn_if_retention_short,
 )
 from sources.app.transforms import Transform, apply_transforms, load_transforms
@@ -158,17 +160,26 @@ def build_dataframe(
     return sdf
 
 
+def created_topics(settings: TradesSettings) -> dict[str, TopicConfig]:
+    """Every topic this pipeline creates, besides Quix Streams' changelogs, with its settings:
+    the output and gaps topics (`partitions`, `retention`) and the source topic, which Quix
+    Streams names `source__<the source's name>`. quix.yaml declares the same."""
+    written = topic_config(settings.partitions, settings.retention_ms)
+    source = shards.source_name(settings.output, settings.shard, settings.shards)
+    return {
+        settings.output: written,
+        settings.gaps_output: written,
+        f"source__{source}": SOURCE_TOPIC,
+    }
+
+
 def output_topic(app: Application, settings: TradesSettings, name: str) -> Topic:
     """A topic the pipeline writes JSON to, keyed by pair: `partitions`, `retention`."""
     return app.topic(
         name,
         key_serializer="string",
         value_serializer="json",
-        config=TopicConfig(
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            extra_config=retention_config(settings.retention_ms),
-        ),
+        config=created_topics(settings)[name],
     )
 
 
@@ -237,9 +248,11 @@ def consumer_group(settings: TradesSettings) -> str:
 
 
 def make_application(settings: TradesSettings) -> Application:
-    """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
-    return Application(
-        broker_address=broker_address(settings.broker_address),
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token;
+    the topics it creates are replicated as `replication` says (see `topic_manager`)."""
+    return PipelineApplication(
+        replication=settings.replication,
+        broker_address=broker_connection(settings.broker_address, settings.broker_security),
         consumer_group=consumer_group(settings),
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,

@@ -7,14 +7,16 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..kraken.config import ConfigError, parse_pairs
-from .variables import DEPRECATED, TRADES
+from .broker_security import BrokerSecurity
+from .variables import DEPRECATED, TRADES, Variable
 
 __all__ = [
     "ConfigError",
+    "SettingsReader",
     "TradesSettings",
     "env_lookup",
     "parse_bool",
@@ -163,11 +165,43 @@ def parse_topic_name(raw: str, *, setting: str) -> str:
 
 
 def parse_choice(raw: str, *, setting: str, choices: tuple[str, ...]) -> str:
-    """One of `choices`, compared case-insensitively."""
+    """One of `choices`, compared case-insensitively, as `choices` spells it."""
     value = raw.strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{setting}: expected one of {', '.join(choices)}, got {raw!r}")
-    return value
+    for choice in choices:
+        if choice.lower() == value:
+            return choice
+    raise ConfigError(f"{setting}: expected one of {', '.join(choices)}, got {raw!r}")
+
+
+def parse_replication(raw: str, *, setting: str = "replication") -> int | None:
+    """Empty: the broker's (or platform's) default (None); else a whole number > 0."""
+    if not raw.strip():
+        return None
+    return parse_positive_int(raw, setting=setting)
+
+
+class SettingsReader:
+    """A pipeline's environment read against its list of variables (`variables.py`).
+
+    :param variables: the pipeline's variables (names, defaults, options).
+    :param environ: the environment; names are case-insensitive.
+    """
+
+    def __init__(self, variables: tuple[Variable, ...], environ: Mapping[str, str] | None) -> None:
+        self.env = env_lookup(environ)
+        self.variables = {v.name.lower(): v for v in variables}
+
+    def text(self, name: str) -> str:
+        """The value of `name`, stripped; its default when unset or blank."""
+        return self.env.get(name, "").strip() or self.variables[name].default
+
+    def choice(self, name: str) -> str:
+        """The value of `name` among its options (raises `ConfigError` otherwise)."""
+        return parse_choice(self.text(name), setting=name, choices=self.variables[name].options)
+
+    def broker_security(self) -> BrokerSecurity:
+        """The `broker_*` settings (SASL, TLS)."""
+        return BrokerSecurity.from_settings(self.text, self.choice)
 
 
 @dataclass(frozen=True)
@@ -205,16 +239,14 @@ class TradesSettings:
     metrics_port: int = 9108
     broker_timeout: float = 120.0
     transforms: str = ""
+    replication: int | None = None
+    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
         """Read and validate every setting; raises `ConfigError` naming the first bad one."""
-        env = env_lookup(environ)
-
-        defaults_text = {v.name.lower(): v.default for v in TRADES}
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip() or defaults_text[name]
+        reader = SettingsReader(TRADES, environ)
+        text, choice = reader.text, reader.choice
 
         url = text("kraken_ws_url")
         if not url.startswith(("ws://", "wss://")):
@@ -233,7 +265,7 @@ class TradesSettings:
         )
         if backfill_deadline is not None and not backfill_only:
             raise ConfigError("backfill_deadline: applies to backfill_only: true only")
-        warn_deprecated(env)
+        warn_deprecated(reader.env)
         output = parse_topic_name(text("output"), setting="output")
         gaps_output = parse_topic_name(text("gaps_output"), setting="gaps_output")
         if gaps_output == output:
@@ -260,21 +292,13 @@ class TradesSettings:
             stale_after=parse_seconds_or_never(text("stale_after"), setting="stale_after"),
             stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
             consumer_group=text("quix__consumer_group"),
-            embedded_broker=parse_choice(
-                text("embedded_broker"),
-                setting="embedded_broker",
-                choices=("auto", "never"),
-            ),
-            loglevel=text("loglevel").upper(),
+            embedded_broker=choice("embedded_broker"),
+            loglevel=choice("loglevel"),
             kraken_rest_url=rest_url,
             backfill_since_ns=backfill_since_ns,
             backfill_only=backfill_only,
             backfill_deadline=backfill_deadline,
-            processing_guarantee=parse_choice(
-                text("processing_guarantee"),
-                setting="processing_guarantee",
-                choices=("at-least-once", "exactly-once"),
-            ),
+            processing_guarantee=choice("processing_guarantee"),
             max_gap=parse_non_negative_int(text("max_gap"), setting="max_gap"),
             max_held=parse_positive_int(text("max_held"), setting="max_held"),
             max_held_mb=parse_positive_int(text("max_held_mb"), setting="max_held_mb"),
@@ -285,4 +309,6 @@ class TradesSettings:
             metrics_port=parse_port(text("metrics_port"), setting="metrics_port"),
             broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
             transforms=text("transforms"),
+            replication=parse_replication(text("replication")),
+            broker_security=reader.broker_security(),
         )

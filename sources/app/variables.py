@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CANDLES", "DEPRECATED", "TRADES", "Variable"]
+__all__ = ["BROKER_SECURITY", "CANDLES", "DEPRECATED", "TRADES", "Variable"]
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,13 @@ class Variable:
     :param name: its name (read case-insensitively).
     :param default: the default, as text.
     :param description: one line, as app.yaml and the README show it.
-    :param input_type: Quix's `inputType`: FreeText, InputTopic or OutputTopic.
+    :param input_type: Quix's `inputType`: FreeText, InputTopic or OutputTopic; `Options`
+        when `options` are given.
     :param cloud: offered in Quix Cloud (app.yaml, quix.yaml); False for local-only ones.
+    :param options: the only values it takes (Quix's `Options` input type); the settings
+        code accepts them case-insensitively.
+    :param setting: read by the settings code; False for a variable that only user code
+        reads (the example transforms).
     """
 
     name: str
@@ -28,6 +33,15 @@ class Variable:
     description: str
     input_type: str = "FreeText"
     cloud: bool = True
+    options: tuple[str, ...] = ()
+    setting: bool = True
+
+    def __post_init__(self) -> None:
+        if self.options:
+            object.__setattr__(self, "input_type", "Options")
+
+
+YES_NO = ("true", "false")
 
 
 # shared by both pipelines
@@ -35,12 +49,63 @@ STATS_INTERVAL = Variable("stats_interval", "30", "Seconds between two summary l
 BROKER_TIMEOUT = Variable(
     "broker_timeout", "120", "Seconds the broker may be unreachable before the app exits 1"
 )
-LOGLEVEL = Variable("loglevel", "INFO", "Log level: DEBUG, INFO, WARNING, ERROR")
+LOGLEVEL = Variable(
+    "loglevel",
+    "INFO",
+    "Log level: DEBUG, INFO, WARNING, ERROR",
+    options=("DEBUG", "INFO", "WARNING", "ERROR"),
+)
+REPLICATION = Variable(
+    "replication",
+    "",
+    "Replication factor of the topics this app creates, changelogs included; "
+    "empty: the broker's (or Quix Cloud's) default",
+)
 BROKER_ADDRESS = Variable(
     "Quix__Broker__Address",
     "localhost:19092",
     "Broker address (outside Quix Cloud, where the platform connects the app)",
     cloud=False,
+)
+
+
+# Connection to a self-hosted broker (Redpanda with SASL and/or TLS). Local only: on Quix
+# Cloud the platform connects the app (its SDK token), as with Quix__Broker__Address.
+BROKER_SECURITY: tuple[Variable, ...] = (
+    Variable(
+        "broker_security_protocol",
+        "plaintext",
+        "How to talk to the broker: plaintext, ssl (TLS), sasl_plaintext or sasl_ssl",
+        cloud=False,
+        options=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"),
+    ),
+    Variable(
+        "broker_sasl_mechanism",
+        "SCRAM-SHA-256",
+        "SASL mechanism with sasl_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        cloud=False,
+        options=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    ),
+    Variable("broker_sasl_username", "", "SASL user name (with sasl_*)", cloud=False),
+    Variable("broker_sasl_password", "", "SASL password (with sasl_*); never logged", cloud=False),
+    Variable(
+        "broker_ssl_ca_location",
+        "",
+        "CA certificate file (PEM) to check the broker's TLS certificate; empty: the system's",
+        cloud=False,
+    ),
+    Variable(
+        "broker_ssl_certificate_location",
+        "",
+        "Client certificate file (PEM), for brokers that require TLS client authentication",
+        cloud=False,
+    ),
+    Variable(
+        "broker_ssl_key_location",
+        "",
+        "Private key file (PEM) of the client certificate",
+        cloud=False,
+    ),
 )
 
 
@@ -77,6 +142,7 @@ TRADES: tuple[Variable, ...] = (
         "snapshot",
         "true",
         "Ask for the last 50 trades per pair on every (re)subscribe (true/false)",
+        options=YES_NO,
     ),
     Variable(
         "heartbeat_timeout", "10", "Seconds without any message before the connection is reopened"
@@ -104,6 +170,7 @@ TRADES: tuple[Variable, ...] = (
         "backfill_only",
         "false",
         "With backfill_since: publish the history up to now, then exit (0 only if complete)",
+        options=YES_NO,
     ),
     Variable(
         "backfill_deadline",
@@ -140,20 +207,29 @@ TRADES: tuple[Variable, ...] = (
         "forever",
         "How long the output topic keeps trades, for new topics: forever, or e.g. 30d",
     ),
+    REPLICATION,
     Variable(
         "decimal_strings",
         "false",
         "true: price and volume as exact decimal strings instead of JSON numbers",
+        options=YES_NO,
     ),
     Variable(
         "processing_guarantee",
         "at-least-once",
         "at-least-once or exactly-once (see README, Delivery guarantees)",
+        options=("at-least-once", "exactly-once"),
     ),
     Variable("metrics_port", "9108", "Port of /metrics, /healthz and /readyz; 0: off"),
     BROKER_TIMEOUT,
     STATS_INTERVAL,
     Variable("transforms", "", "Your dataframe steps, comma-separated module:function"),
+    Variable(
+        "min_notional",
+        "1000",
+        "transforms_example:min_notional keeps trades worth at least this (quote currency)",
+        setting=False,
+    ),
     consumer_group("kraken-trades"),
     LOGLEVEL,
     BROKER_ADDRESS,
@@ -162,7 +238,9 @@ TRADES: tuple[Variable, ...] = (
         "auto",
         "auto: start an in-memory broker when nothing answers on a loopback address; never",
         cloud=False,
+        options=("auto", "never"),
     ),
+    *BROKER_SECURITY,
 )
 
 CANDLES: tuple[Variable, ...] = (
@@ -171,11 +249,13 @@ CANDLES: tuple[Variable, ...] = (
     Variable("candle_seconds", "60", "Length of a candle in seconds"),
     Variable("grace_seconds", "10", "Seconds a window waits for late trades"),
     Variable("metrics_port", "9109", "Port of /metrics, /healthz and /readyz; 0: off"),
+    REPLICATION,
     STATS_INTERVAL,
     BROKER_TIMEOUT,
     consumer_group("kraken-candles"),
     LOGLEVEL,
     BROKER_ADDRESS,
+    *BROKER_SECURITY,
 )
 
 # Settings that are read no more: name -> what to do instead (a WARNING at start says it).

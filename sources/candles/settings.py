@@ -5,9 +5,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..app.settings import ConfigError, env_lookup, parse_port, parse_seconds
+from ..app.broker_security import BrokerSecurity
+from ..app.settings import (
+    ConfigError,
+    SettingsReader,
+    parse_port,
+    parse_replication,
+    parse_seconds,
+)
 from ..app.variables import CANDLES
 
 __all__ = ["CandlesSettings", "ConfigError"]
@@ -53,16 +60,14 @@ class CandlesSettings:
     stats_interval: float = 30.0
     loglevel: str = "INFO"
     broker_timeout: float = 120.0
+    replication: int | None = None
+    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CandlesSettings:
         """Read and validate every setting; raises `ConfigError` naming the first bad one."""
-        env = env_lookup(environ)
-
-        defaults_text = {v.name.lower(): v.default for v in CANDLES}
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip() or defaults_text[name]
+        reader = SettingsReader(CANDLES, environ)
+        text = reader.text
 
         input_topic = parse_topic(text("input"), setting="input")
         output_topic = parse_topic(text("output"), setting="output")
@@ -81,6 +86,8 @@ class CandlesSettings:
             ),
             metrics_port=parse_port(text("metrics_port"), setting="metrics_port"),
             stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
-            loglevel=text("loglevel").upper(),
+            loglevel=reader.choice("loglevel"),
             broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
+            replication=parse_replication(text("replication")),
+            broker_security=reader.broker_security(),
         )

@@ -15,9 +15,10 @@ import multiprocessing
 import time
 from collections.abc import Collection, Iterable
 
-from quixstreams.models.topics import Topic, TopicConfig
+from quixstreams.models.topics import Topic
 from quixstreams.sources import StatefulSource
 
+from ..app.topics import SOURCE_TOPIC
 from ..observability import source_metrics
 from .config import has_patterns, parse_pairs
 from .connections import CONNECT_SPACING, ConnectionGroup
@@ -48,14 +49,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The source topic is an internal buffer between the source process and the dataframe. Its
-# records carry the time they were written (not the trade's), so a backfill of old trades
-# stays as long as live ones: 7 days after it was written.
-SOURCE_TOPIC_CONFIG = TopicConfig(
-    num_partitions=1,
-    replication_factor=1,
-    extra_config={"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"},
-)
+# The source topic's settings (one partition, 7 days' retention) live with the other topics'.
+SOURCE_TOPIC_CONFIG = SOURCE_TOPIC
 READ_TIMEOUT = 1.0  # seconds: how often the loop looks at `self.running` when all is quiet
 READ_TIMEOUT_REPAIRING = 0.05  # while REST pages come in, act on them promptly
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions

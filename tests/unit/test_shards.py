@@ -24,6 +24,7 @@ from sources.app.shards import (
     validate_shard,
 )
 from sources.kraken.config import ConfigError
+from tests.support.descriptors import effective_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 symbols = st.from_regex(r"[A-Z0-9]{1,8}/[A-Z0-9]{1,8}", fullmatch=True)
@@ -152,12 +153,12 @@ def test_a_shard_without_pairs_is_a_configuration_error() -> None:
 def test_the_shard_deployments_in_quix_yaml_split_one_set_of_pairs_into_one_topic() -> None:
     descriptor = YAML(typ="safe").load((ROOT / "quix.yaml").read_text())
     topics = {t["name"]: t["configuration"] for t in descriptor["topics"]}
-    sharded = [
-        {v["name"]: str(v["value"]) for v in d["variables"]}
+    trades = [
+        effective_variables(d)
         for d in descriptor["deployments"]
         if d["application"].endswith("trades")
-        and int(next(v["value"] for v in d["variables"] if v["name"] == "shards")) > 1
     ]
+    sharded = [values for values in trades if int(values["shards"]) > 1]
     assert sharded, "quix.yaml shows no sharded deployment"
     shards = int(sharded[0]["shards"])
     assert sorted(int(d["shard"]) for d in sharded) == list(range(shards))  # every shard once
