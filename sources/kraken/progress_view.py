@@ -81,15 +81,16 @@ class ProgressDisplay:
         from rich.console import Console
 
         self.progress = progress
-        self.console = Console(file=stream)
+        self.console = Console(file=stream, soft_wrap=True)  # log lines above it: unwrapped
         self.refresh = refresh
         self._live: Any = None
         self._next = 0.0
         self._streams: list[tuple[logging.StreamHandler, Any]] = []
 
     def report(self, now: float) -> None:
-        if now < self._next or (self._live is None and not self.progress.active):
-            return
+        active = self.progress.active
+        if (active and now < self._next) or (self._live is None and not active):
+            return  # the last frame (none active) is drawn at once
         self._next = now + self.refresh
         rows = self.progress.rows(now, with_done=True)
         if not rows:
@@ -128,7 +129,9 @@ def table(rows: list[PairProgress], limit: int = DISPLAY_ROWS) -> Any:
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
-    frame = Table(box=None, padding=(0, 1), header_style="bold")
+    frame = Table(
+        title="Kraken REST: histories and repairs", box=None, padding=(0, 1), header_style="bold"
+    )
     frame.add_column("pair", no_wrap=True)
     frame.add_column("", min_width=10, ratio=1)  # the bar takes the width left
     for title in ("done", "reached (UTC)", "trades/s", "ETA", "trades"):
