@@ -36,7 +36,7 @@ from .fetcher import PageFetcher, PageRequest
 from .gaps import GapEvents
 from .positions import restore_positions, save_positions
 from .progress import Progress
-from .progress_view import progress_view
+from .progress_view import ProgressLog, ProgressView, progress_view
 from .rest import KrakenRest
 from .session import ConnectionLost, SessionStats, SubscriptionRejected
 
@@ -194,6 +194,9 @@ class KrakenTradesSource(StatefulSource):
             stale_after=0.0 if backfill_only or not stale_after else stale_after,
         )
         self._stop_requested = False
+        # progress of histories and big repairs: date reached, share done, trades/s, ETA
+        self._progress = Progress()
+        self._progress_view: ProgressView = ProgressLog(self._progress)
         super().__init__(name=name, shutdown_timeout=shutdown_timeout)
 
     @property
@@ -216,13 +219,11 @@ class KrakenTradesSource(StatefulSource):
         _tune_producer(self.producer, SOURCE_PRODUCER_CONFIG)
         positions = restore_positions(self.state, self.pairs)
         self.feed = Feed(self.feed_config, positions)
-        # progress of histories and big repairs: date reached, share done, trades/s, ETA
-        self._progress = Progress()
         since_ns = self.feed_config.history_since_ns
         for pair in self.pairs if since_ns is not None else ():
             if pair not in positions:  # as in Feed: a pair with a position resumes from it
                 self._progress.start(pair, since_ns // 1_000_000, now=time.time())
-        self._progress_view = progress_view(self._progress)
+        self._progress_view = progress_view(self._progress)  # a live display on a terminal
         self.session_stats = SessionStats()
         self.bad_rows = 0
         self._saved = dict(self.feed.positions)
