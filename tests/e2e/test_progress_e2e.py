@@ -1,9 +1,10 @@
 """A long history tells how far it is: per pair, the date reached and an ETA, every few seconds.
 
 `pipelines/trades/main.py` fetches a 30-day, two-pair history (`backfill_only`) from the
-simulator as a process, its log captured to a file (not a terminal: log lines, not the live
-display). The market is small (6,000 trades a pair over 30 days: 6 pages each, some 14 REST
-calls at Kraken's one a second), so the run is short yet spans three reports.
+simulator as a process (the `thirty_day_history` run, shared with test_delivery_e2e.py), its
+log captured to a file: not a terminal, so log lines rather than the live display. The market
+is small (6,000 trades a pair: some 14 REST calls at one a second), so the run is short yet
+spans three reports.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import re
 import time
 from datetime import datetime
 from itertools import pairwise
-from pathlib import Path
 
-from simulator import KrakenSimulator, Market
-from tests.support.trades import PAIRS, trades_pipeline
+from tests.support.trades import PAIRS, HistoryRun
 
 DAY = 86_400
 MOST_SECONDS_BETWEEN_REPORTS = 10.0
@@ -32,18 +31,10 @@ def _at(stamp: str) -> float:
 
 
 def test_a_30_day_history_of_two_pairs_logs_each_pair_s_date_reached_and_eta(
-    broker: str, tmp_path: Path
+    thirty_day_history: HistoryRun,
 ) -> None:
-    market = Market(PAIRS, seed=41)
-    market.seed_history(count_per_pair=6000, span_seconds=30 * DAY)
-    with KrakenSimulator(market, rate=0) as kraken:
-        env = {"backfill_since": "30d", "backfill_only": "true"}
-        pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
-        try:
-            assert pipeline.wait(timeout=180) == 0, pipeline.log[-3000:]
-        finally:
-            pipeline.kill()
-    log = pipeline.log
+    assert thirty_day_history.code == 0, thirty_day_history.pipeline.log[-3000:]
+    log = thirty_day_history.pipeline.log
     started = _at(re.search(LOG_TIME + r".*Backfilling ", log, re.MULTILINE).group(1))  # type: ignore[union-attr]
     for pair in PAIRS:
         reports = [m for m in PROGRESS.finditer(log) if m.group(2) == pair]
