@@ -86,9 +86,21 @@ class Progress:
         """True while any pair's run goes on."""
         return bool(self._runs)
 
-    def start(self, pair: str, since_ms: int, until_ms: int | None = None, *, now: float) -> None:
-        """A history of `pair` from `since_ms` to `until_ms` (None: up to the present)."""
-        self._begin(pair, HISTORY, since_ms, until_ms, now)
+    def start(
+        self,
+        pair: str,
+        since_ms: int,
+        until_ms: int | None = None,
+        *,
+        now: float,
+        kind: str = HISTORY,
+    ) -> None:
+        """A run of `pair` from `since_ms` to `until_ms` (None: up to the present).
+
+        :param kind: `history`, shown at once; or `repair` (a gap whose end is known, e.g.
+            the time of the first trade held behind it), shown once it lasts `min_age`.
+        """
+        self._begin(pair, kind, since_ms, until_ms, now)
 
     def advance(
         self, pair: str, last_ms: int, count: int, now: float, *, first_ms: int | None = None

@@ -94,6 +94,16 @@ def test_repairs_show_only_once_they_last_and_a_short_one_never() -> None:
     assert [(r.pair, r.done, r.fraction) for r in done] == [("ETH/USD", True, 1.0)]
 
 
+def test_a_repair_whose_end_is_known_measures_its_share_against_that_end() -> None:
+    progress = Progress(min_age=5)
+    progress.start("ETH/USD", 1_000_000, 1_600_000, now=T0, kind="repair")
+    progress.advance("ETH/USD", 1_150_000, 1000, T0 + 5)
+    (row,) = progress.rows(T0 + 5)
+    assert (row.kind, row.end_ms, row.fraction) == ("repair", 1_600_000, 0.25)
+    assert row.eta_s == pytest.approx(15.0)  # a fixed end: 450 s of market at 30 s a second
+    assert format_line(row).startswith("Repair of ETH/USD: reached ")
+
+
 def test_ended_runs_stay_for_the_display_until_a_new_round_starts() -> None:
     progress = history(30)
     progress.rows(T0)
