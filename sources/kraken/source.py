@@ -36,6 +36,8 @@ from .feed import (
 from .fetcher import PageFetcher, PageRequest
 from .gaps import GapEvents
 from .positions import Position, restore_positions, save_positions, starting_positions
+from .progress import Progress
+from .progress_view import ProgressLog, ProgressView, progress_view
 from .rest import KrakenRest
 from .session import ConnectionLost, SessionStats, SubscriptionRejected
 
@@ -197,6 +199,9 @@ class KrakenTradesSource(StatefulSource):
             rest_interval=rest_min_interval,
         )
         self._stop_requested = False
+        # progress of histories and big repairs: date reached, share done, trades/s, ETA
+        self._progress = Progress()
+        self._progress_view: ProgressView = ProgressLog(self._progress)
         super().__init__(name=name, shutdown_timeout=shutdown_timeout)
 
     @property
@@ -218,7 +223,13 @@ class KrakenTradesSource(StatefulSource):
         _release_recovery_consumer()
         _tune_producer(self.producer, SOURCE_PRODUCER_CONFIG)
         saved = restore_positions(self.state, self.pairs)
-        self.feed = Feed(self.feed_config, starting_positions(saved, self.start_positions))
+        positions = starting_positions(saved, self.start_positions)
+        self.feed = Feed(self.feed_config, positions)
+        since_ns = self.feed_config.history_since_ns
+        for pair in self.pairs if since_ns is not None else ():
+            if pair not in positions:  # as in Feed: a pair with a position resumes from it
+                self._progress.start(pair, since_ns // 1_000_000, now=time.time())
+        self._progress_view = progress_view(self._progress)  # a live display on a terminal
         self.session_stats = SessionStats()
         self.bad_rows = 0
         self._saved = dict(self.feed.positions)
@@ -240,6 +251,7 @@ class KrakenTradesSource(StatefulSource):
             else:
                 self._run_live()
         finally:
+            self._progress_view.close()
             if self._fetcher is not None:
                 self._fetcher.stop()
             logger.info("Stopped. %s", self.summary())
@@ -376,6 +388,7 @@ class KrakenTradesSource(StatefulSource):
         gaps = self._gaps
         decimal_strings = self.decimal_strings
         metrics = self._metrics
+        progress = self._progress
         for action in feed.actions():
             if isinstance(action, Publish):
                 if gaps:  # a hole of this pair waits for the time of its next trade
@@ -386,6 +399,11 @@ class KrakenTradesSource(StatefulSource):
                 self.produce(key=message.key, value=message.value)
                 if metrics is not None and origin == "ws":  # one observation per message
                     metrics.observe_publish(action.trades[-1].timestamp_ms)
+                if origin == "rest":  # a history or a repair moves on; a live trade ends it
+                    first, last = action.trades[0].timestamp_ms, action.trades[-1].timestamp_ms
+                    progress.advance(action.pair, last, len(value), time.time(), first_ms=first)
+                else:
+                    progress.finish(action.pair)
             elif isinstance(action, Notice):
                 logger.log(action.level, action.message)
             elif isinstance(action, Fetch) and fetcher is not None:
@@ -398,10 +416,11 @@ class KrakenTradesSource(StatefulSource):
                 self._resubscribe(action.pairs)
             elif isinstance(action, Hole):  # logged by its Notice; a gap event for the topic
                 self._produce_gap(gaps.hole(action, time.time_ns() // 1_000_000))
-            elif isinstance(action, HistoryEnded):
-                pass  # logged by its Notice
+            elif isinstance(action, HistoryEnded):  # logged by its Notice
+                progress.finish(action.pair)
         for event in gaps.rest() if gaps else ():  # holes no trade followed in this round
             self._produce_gap(event)
+        self._progress_view.report(time.time())
         if metrics is not None and now >= metrics.due:
             self._sync_metrics(now)
         if now >= self._next_checkpoint:

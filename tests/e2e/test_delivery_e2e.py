@@ -18,6 +18,7 @@ from simulator import KrakenSimulator, Market
 from tests.support.kafka import consume
 from tests.support.trades import (
     PAIRS,
+    HistoryRun,
     assert_contiguous_without_duplicates,
     by_pair,
     last_ids,
@@ -91,19 +92,12 @@ def test_a_busy_pair_during_a_long_repair_neither_crashes_nor_loses_trades(
 
 
 def test_output_topic_keeps_records_forever_and_source_records_carry_write_time(
-    broker: str, tmp_path: Path
+    broker: str, thirty_day_history: HistoryRun
 ) -> None:
     """Failure 5: topics were created with 7 days' retention and records stamped with the
     trade's own time, so a 30-day backfill was deletable as soon as its segments rolled."""
-    market = Market(PAIRS, seed=25)
-    market.seed_history(count_per_pair=300, span_seconds=20 * DAY)
-    with KrakenSimulator(market, rate=0) as kraken:
-        env = {"backfill_since": "30d", "backfill_only": "true"}
-        pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
-        try:
-            assert pipeline.wait(timeout=120) == 0, pipeline.log[-3000:]
-        finally:
-            pipeline.kill()
+    market, pipeline = thirty_day_history.market, thirty_day_history.pipeline
+    assert thirty_day_history.code == 0, pipeline.log[-3000:]
     output = pipeline.env["output"]
     source_topic = f"source__kraken-{output}"
     admin = AdminClient({"bootstrap.servers": broker})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from simulator import KrakenSimulator, Market
@@ -30,6 +31,29 @@ def trades_pipeline(
         **env,
     }
     return PipelineProcess(TRADES_MAIN, variables, workdir)
+
+
+@dataclass(frozen=True)
+class HistoryRun:
+    """A finished `backfill_only` run: the market read, the pipeline (env, log), its exit code."""
+
+    market: Market
+    pipeline: PipelineProcess
+    code: int
+
+
+def run_history(
+    broker: str, workdir: Path, market: Market, since: str = "30d", timeout: float = 180
+) -> HistoryRun:
+    """The trades pipeline fetching the history of `market` since `since`, to its end."""
+    with KrakenSimulator(market, rate=0) as kraken:
+        env = {"backfill_since": since, "backfill_only": "true"}
+        pipeline = trades_pipeline(broker, kraken, workdir, **env).start()
+        try:
+            code = pipeline.wait(timeout=timeout)
+        finally:
+            pipeline.kill()
+    return HistoryRun(market, pipeline, code)
 
 
 def by_pair(records: list[Record]) -> dict[str, list[int]]:

@@ -1,5 +1,5 @@
 """One list of settings (`sources/app/variables.py`): app.yaml, quix.yaml, the settings code
-and the README's configuration tables all agree with it.
+and the configuration tables (docs/configuration.md) all agree with it.
 
 quix.yaml is a 2.0 descriptor: a deployment inherits its application's variables from
 app.yaml and lists only its overrides, so what a deployment runs with is app.yaml's defaults
@@ -152,8 +152,8 @@ def test_the_dataset_deployment_is_a_job_apart_from_the_live_stream() -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_readme_table_lists_every_variable_with_its_default(app: str) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_table_lists_every_variable_with_its_default(app: str) -> None:
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     marker = f"<!-- variables: {app} -->"
     assert marker in readme
     table = readme.split(marker, 1)[1].split("\n\n", 2)[1]
