@@ -565,7 +565,7 @@ class Lane:
                 self.out.stats.count("repaired", self.pair)
             self.out.note(
                 logging.INFO,
-                f"{self.pair}: the {repair.describe(self.target)} repair is over: "
+                f"Gap in {self.pair} ({repair.describe(self.target)}) repaired: "
                 f"{repair.fetched} trades fetched from Kraken REST"
                 + (f", {holes} proven hole(s)" if holes else ""),
             )

@@ -56,7 +56,7 @@ def test_kraken_errors_a_lagging_rest_and_a_minute_down_only_delay_the_repairs(
             ["EGeneral:Internal error", "EGeneral:Temporary lockout", "EService:Unavailable"], 3
         )
         gap_by_outage(pipeline, kraken, market, 2)
-        pipeline.wait_for_log(r"Kraken answers again|repair is over", timeout=60)
+        pipeline.wait_for_log(r"Kraken REST answers again|\) repaired: ", timeout=60)
         # 2. a REST that lags the socket by seconds
         kraken.rest_lag(6)
         gap_by_outage(pipeline, kraken, market, 3)
