@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from .feed import RestFailure
-from .rest import BadRow, KrakenRest, NotKraken, RestError, Stopped, UnknownPair
+from .rest import BadRow, KrakenRest, NotKraken, RestError, Rows, Stopped, UnknownPair
 from .trade import Trade
 
 __all__ = ["PageFetcher", "PageRequest", "PageResult"]
@@ -42,7 +42,7 @@ class PageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PageResult:
+class PageResult(Rows):
     """What came of a `PageRequest`.
 
     :param rows: every row Kraken served, in its order: a `Trade` per readable row, a
@@ -63,16 +63,6 @@ class PageResult:
     def ok(self) -> bool:
         """The page arrived (possibly with bad rows)."""
         return self.error is None
-
-    @property
-    def trades(self) -> tuple[Trade, ...]:
-        """The readable rows."""
-        return tuple(row for row in self.rows if type(row) is Trade)
-
-    @property
-    def bad_rows(self) -> tuple[BadRow, ...]:
-        """The unreadable rows."""
-        return tuple(row for row in self.rows if type(row) is BadRow)
 
 
 class PageFetcher:

@@ -42,6 +42,7 @@ __all__ = [
     "KrakenRest",
     "NotKraken",
     "RestError",
+    "Rows",
     "Stopped",
     "TradesPage",
     "UnknownPair",
@@ -121,17 +122,11 @@ class BadRow:
     excerpt: str
 
 
-@dataclass(frozen=True, slots=True)
-class TradesPage:
-    """One page of `Trades`: every row Kraken served, in its order, and the cursor.
+class Rows:
+    """Mixin of a page's `rows` split by kind (the page itself keeps them in Kraken's order)."""
 
-    :param rows: a `Trade` per readable row and a `BadRow` per unreadable one, in Kraken's
-        order (trade_id ascending): `len(rows)` is what Kraken served.
-    :param last_ns: Kraken's `last` cursor (the time of the page's last row).
-    """
-
+    __slots__ = ()
     rows: tuple[Trade | BadRow, ...]
-    last_ns: int
 
     @property
     def trades(self) -> tuple[Trade, ...]:
@@ -142,6 +137,19 @@ class TradesPage:
     def bad_rows(self) -> tuple[BadRow, ...]:
         """The unreadable rows, in page order."""
         return tuple(row for row in self.rows if type(row) is BadRow)
+
+
+@dataclass(frozen=True, slots=True)
+class TradesPage(Rows):
+    """One page of `Trades`: every row Kraken served, in its order, and the cursor.
+
+    :param rows: a `Trade` per readable row and a `BadRow` per unreadable one, in Kraken's
+        order (trade_id ascending): `len(rows)` is what Kraken served.
+    :param last_ns: Kraken's `last` cursor (the time of the page's last row).
+    """
+
+    rows: tuple[Trade | BadRow, ...]
+    last_ns: int
 
 
 # --- pure parsing -----------------------------------------------------------------------
