@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from simulator import KrakenSimulator, Market
 from sources.app.settings import ConfigError
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
+from tests.support.candles import candles_pipeline
 from tests.support.descriptors import declared_topics
 from tests.support.kafka import (
     Record,
@@ -30,7 +31,7 @@ from tests.support.kafka import (
     topics_on_broker,
     unique,
 )
-from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.pipeline import STARTED
 from tests.support.schemas import assert_valid
 from tests.support.trades import trades_pipeline
 
@@ -233,7 +234,6 @@ def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None
 CANDLE_MS = 10_000
 GRACE_MS = 3_000
 T0 = 1_700_000_000_000  # a window start (a multiple of CANDLE_MS)
-STARTED = r"The application started and is now processing"
 
 
 def btc_arrivals() -> tuple[list[dict], list[dict]]:
@@ -305,16 +305,6 @@ def produce(broker: str, topic: str, trades: list[dict]) -> None:
             timestamp=record["timestamp_ms"],
         )
     assert producer.flush(30) == 0
-
-
-def candles_pipeline(broker: str, workdir: Path, **env: str) -> PipelineProcess:
-    variables = {
-        "Quix__Broker__Address": broker,
-        "Quix__Consumer_Group": unique("candles-app"),
-        "output": unique("candles"),
-        **env,
-    }
-    return PipelineProcess(CANDLES_MAIN, variables, workdir)
 
 
 def by_window(records: list[Record]) -> dict[tuple[str, int], Record]:
