@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator import Market
 from tests.support.isolation import UnitTierViolation
 from tests.support.repo import ROOT
 
@@ -218,6 +219,28 @@ def test_a_helper_copied_under_another_name_is_caught(violating_tree: Path) -> N
     assert helpers_defined_twice(violating_tree) == [
         "the same code in tests/support/files.py:1 load, tests/unit/test_a.py:7 read"
     ]
+
+
+# --- the shared `market` fixture is the one its marker describes (tests/conftest.py) ---------
+
+PAIRS = ["BTC/USD", "ETH/USD"]
+
+
+@pytest.mark.market(PAIRS, seed=7, seed_history={"count_per_pair": 5, "span_seconds": 10})
+def test_the_market_fixture_is_the_market_its_marker_describes(market: Market) -> None:
+    same = Market(PAIRS, seed=7)
+    same.seed_history(count_per_pair=5, span_seconds=10)
+    other = Market(PAIRS, seed=8)
+    other.seed_history(count_per_pair=5, span_seconds=10)
+
+    def shape(m: Market) -> list[tuple[object, ...]]:
+        return [
+            (t.symbol, t.trade_id, t.price, t.qty, t.side) for p in m.pairs for t in m.history(p)
+        ]
+
+    assert market.pairs == tuple(PAIRS)
+    assert [len(market.history(p)) for p in PAIRS] == [5, 5]
+    assert shape(market) == shape(same) != shape(other)
 
 
 # --- the unit tier starts no process and opens no socket (tests/unit/conftest.py) -------------
