@@ -14,7 +14,6 @@ forbid on a small tree written for the purpose.
 from __future__ import annotations
 
 import ast
-import copy
 import multiprocessing
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import pytest
@@ -58,8 +57,10 @@ class Module:
         return ast.parse(self.path.read_text(encoding="utf-8"), filename=str(self.path))
 
 
-def modules(tests: Path) -> list[Module]:
-    return [Module(path, tests) for path in sorted(tests.rglob("*.py"))]
+@cache
+def modules(tests: Path) -> tuple[Module, ...]:
+    """Every Python file below `tests`, each parsed once however many rules read it."""
+    return tuple(Module(path, tests) for path in sorted(tests.rglob("*.py")))
 
 
 def imports(module: Module) -> Iterator[tuple[int, str]]:
@@ -130,14 +131,22 @@ def fixtures_defined_twice(tests: Path) -> list[str]:
     ]
 
 
-def code_of(node: ast.stmt) -> str:
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def code_of(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> str:
     """A definition's code, without its name and docstring: equal for a copy renamed."""
-    bare = copy.deepcopy(node)
-    bare.name = "_"  # type: ignore[attr-defined]
-    body = bare.body  # type: ignore[attr-defined]
+    body = node.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        bare.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
-    return ast.dump(bare, include_attributes=False)
+        body = body[1:]
+    head = node.bases if isinstance(node, ast.ClassDef) else [node.args]
+    parts = [type(node).__name__, *node.decorator_list, *head, *body]
+    return "\n".join(p if isinstance(p, str) else ast.dump(p) for p in parts)
+
+
+def is_test(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> bool:
+    """A test function or class, as pytest collects them (tests are not helpers)."""
+    return node.name.startswith("Test" if isinstance(node, ast.ClassDef) else "test")
 
 
 def helpers_defined_twice(tests: Path) -> list[str]:
@@ -145,7 +154,7 @@ def helpers_defined_twice(tests: Path) -> list[str]:
     where: dict[str, list[str]] = defaultdict(list)
     for module in modules(tests):
         for node in module.tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if isinstance(node, DEFINITIONS) and not is_test(node):
                 where[code_of(node)].append(f"{module.where}:{node.lineno} {node.name}")
     return ["the same code in " + ", ".join(places) for places in where.values() if len(places) > 1]
 
