@@ -4,7 +4,8 @@ every unit test; a test that needs either belongs in tests/component).
 
 An audit hook refuses the audited ways (`subprocess`, `os.system`, `os.fork`, socket
 connect, bind and send), and `_posixsubprocess.fork_exec`, how multiprocessing starts a
-process without an audit event, is replaced while entered.
+process without an audit event, is replaced while entered. Sockets opened in C below Python
+(librdkafka's, under confluent_kafka) raise no audit event and are not seen.
 """
 
 from __future__ import annotations
