@@ -51,7 +51,7 @@ from sources.broker import (
 )
 from sources.kraken.instruments import InstrumentsUnavailable
 from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
-from sources.kraken.source import END_OF_BACKFILL_HEADER, HISTORY_OUTCOMES, KrakenTradesSource
+from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, KrakenTradesSource
 from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, is_trades
@@ -188,7 +188,7 @@ class HistoryEnd:
     everything before it went through, and keep how the history ended (its header)."""
 
     def __init__(self) -> None:
-        self.outcome: str | None = None  # one of HISTORY_OUTCOMES once the marker was seen
+        self.outcome: str | None = None  # one of BACKFILL_OUTCOMES once the marker was seen
 
     @property
     def reached(self) -> bool:
@@ -217,7 +217,7 @@ class HistoryEnd:
 def _header_text(raw: object) -> str:
     """A header value as text (bytes or str); the marker of older versions said b"1"."""
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    return text if text in HISTORY_OUTCOMES else "complete"
+    return text if text in BACKFILL_OUTCOMES else "complete"
 
 
 # Consumer settings (see bench/ for the measurements behind them).

@@ -7,7 +7,7 @@ The core is sans I/O: it never writes to a topic, a socket or a log. It appends 
     Hole         trade_ids that will never be published, and why (`HoleReason`)
     Fetch        ask Kraken REST for one page; CancelFetch: stop waiting for it
     Resubscribe  ask the WebSocket for a fresh snapshot of some pairs
-    HistoryEnded a pair's history (`backfill_since`) is over
+    BackfillEnded a pair's history (`backfill_since`) is over
     Notice       a line for the log
 """
 
@@ -20,10 +20,10 @@ from enum import StrEnum
 
 __all__ = [
     "Action",
+    "BackfillEnded",
     "CancelFetch",
     "FeedStats",
     "Fetch",
-    "HistoryEnded",
     "Hole",
     "HoleReason",
     "Notice",
@@ -136,7 +136,7 @@ class Hole:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEnded:
+class BackfillEnded:
     """The history (`backfill_since`) of `pair` is over: complete, or impossible."""
 
     pair: str
@@ -151,7 +151,7 @@ class Resubscribe:
     pairs: tuple[str, ...]
 
 
-Action = Publish | Fetch | CancelFetch | Notice | Hole | HistoryEnded | Resubscribe
+Action = Publish | Fetch | CancelFetch | Notice | Hole | BackfillEnded | Resubscribe
 
 
 @dataclass

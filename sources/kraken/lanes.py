@@ -30,14 +30,14 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .actions import HistoryEnded, Hole, HoleReason, Outbox
+from .actions import BackfillEnded, Hole, HoleReason, Outbox
 from .pages import Outcome, PageHole, read_page
 from .repairs import NS_PER_MS, STALLED_AFTER, Repair, RepairKind
-from .rest import BadRow
+from .rows import BadRow
 from .trade import Trade
 
 if TYPE_CHECKING:
-    from .feed import FeedConfig
+    from .config import FeedConfig
 
 __all__ = ["LEAP_TO_CONFIRM", "Lane", "Repair", "RepairKind"]
 
@@ -536,8 +536,8 @@ class Lane:
         if repair is None:
             return
         self.out.note(logging.ERROR, f"{self.pair}: Kraken REST cannot repair it: {why}")
-        if repair.kind is RepairKind.HISTORY:
-            self.out.add(HistoryEnded(self.pair, False, why))
+        if repair.kind is RepairKind.BACKFILL:
+            self.out.add(BackfillEnded(self.pair, False, why))
         elif repair.kind is RepairKind.GAP:
             target = self.target
             if self.position is not None and target is not None and target > self.position[0]:
@@ -552,13 +552,13 @@ class Lane:
         repair = self.repair
         assert repair is not None
         position = self.position
-        if repair.kind is RepairKind.HISTORY:
+        if repair.kind is RepairKind.BACKFILL:
             self.out.note(
                 logging.INFO,
-                f"History of {self.pair} complete: {repair.fetched} trades fetched, now at "
+                f"Backfill of {self.pair} complete: {repair.fetched} trades fetched, now at "
                 f"trade_id {position[0] if position else None}",
             )
-            self.out.add(HistoryEnded(self.pair, True, "caught up with the present"))
+            self.out.add(BackfillEnded(self.pair, True, "caught up with the present"))
         else:
             holes = self.out.stats.by_pair["holes", self.pair] - self._holes_at_start
             if not holes:

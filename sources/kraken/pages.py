@@ -24,7 +24,7 @@ from enum import Enum
 from itertools import pairwise
 
 from .actions import HoleReason
-from .rest import BadRow
+from .rows import BadRow
 from .trade import Trade
 
 __all__ = ["Outcome", "PageHole", "Reading", "read_page"]

@@ -23,11 +23,11 @@ from ..observability import source_metrics
 from .config import has_patterns, parse_pairs
 from .connections import CONNECT_SPACING, ConnectionGroup
 from .feed import (
+    BackfillEnded,
     CancelFetch,
     Feed,
     FeedConfig,
     Fetch,
-    HistoryEnded,
     Hole,
     Notice,
     Publish,
@@ -42,8 +42,8 @@ from .rest import KrakenRest
 from .session import ConnectionLost, SessionStats, SubscriptionRejected
 
 __all__ = [
+    "BACKFILL_OUTCOMES",
     "END_OF_BACKFILL_HEADER",
-    "HISTORY_OUTCOMES",
     "ConnectionLost",
     "KrakenTradesSource",
     "SubscriptionRejected",
@@ -58,7 +58,7 @@ READ_TIMEOUT_REPAIRING = 0.05  # while REST pages come in, act on them promptly
 CHECKPOINT_INTERVAL = 1.0  # seconds between two commits of the published positions
 END_OF_BACKFILL_HEADER = "kraken-trades-end-of-backfill"
 # `backfill_only`: how the history ended, the end marker's header value (read by the app)
-HISTORY_OUTCOMES = ("complete", "deadline", "rest_unusable")
+BACKFILL_OUTCOMES = ("complete", "deadline", "rest_unusable")
 SUMMARY_PAIRS = 20  # most pairs named one by one in the summary line
 # The source's producer: not idempotent, one request in flight. Quix Streams makes every
 # producer idempotent; librdkafka (<= 2.15) then busy-polls its broker thread whenever five
@@ -194,7 +194,7 @@ class KrakenTradesSource(StatefulSource):
             max_held=max_held,
             max_held_bytes=max_held_bytes,
             repair_timeout=repair_timeout,
-            history_since_ns=backfill_since_ns,
+            backfill_since_ns=backfill_since_ns,
             stale_after=0.0 if backfill_only or not stale_after else stale_after,
             rest_interval=rest_min_interval,
         )
@@ -225,7 +225,7 @@ class KrakenTradesSource(StatefulSource):
         saved = restore_positions(self.state, self.pairs)
         positions = starting_positions(saved, self.start_positions)
         self.feed = Feed(self.feed_config, positions)
-        since_ns = self.feed_config.history_since_ns
+        since_ns = self.feed_config.backfill_since_ns
         for pair in self.pairs if since_ns is not None else ():
             if pair not in positions:  # as in Feed: a pair with a position resumes from it
                 self._progress.start(pair, since_ns // 1_000_000, now=time.time())
@@ -240,14 +240,14 @@ class KrakenTradesSource(StatefulSource):
         self._fetcher: PageFetcher | None = None
         self._gaps = GapEvents()
         # Prometheus metrics (None when off): counters synced from the stats about once a second
-        self._metrics = source_metrics(self.pairs, self.feed_config.history_since_ns)
+        self._metrics = source_metrics(self.pairs, self.feed_config.backfill_since_ns)
         if self.rest_url:
             # one attempt per request: the core waits, asks again and reports long waits
             rest = KrakenRest(self.rest_url, min_interval=self.rest_min_interval, max_attempts=1)
             self._fetcher = PageFetcher(rest).start()
         try:
             if self.backfill_only:
-                self._run_history()
+                self._run_backfill()
             else:
                 self._run_live()
         finally:
@@ -299,25 +299,25 @@ class KrakenTradesSource(StatefulSource):
         else:
             time.sleep(seconds)
 
-    def _run_history(self) -> None:
+    def _run_backfill(self) -> None:
         """Fetch every pair's history up to now (or the deadline); then mark the end.
 
-        The end marker carries the outcome (`HISTORY_OUTCOMES`); the application stops once
+        The end marker carries the outcome (`BACKFILL_OUTCOMES`); the application stops once
         the dataframe has seen it, so every trade fetched is in the output before the exit
         code says how the history ended.
         """
         logger.info("Backfilling %s up to now, then stopping", ", ".join(self.pairs))
         deadline = self.backfill_deadline
         ends_at = time.monotonic() + deadline if deadline is not None else None
-        while self.running and self.feed.history_pending:
+        while self.running and self.feed.backfill_pending:
             if ends_at is not None and time.monotonic() >= ends_at:
                 break
             self._idle(0.2)
         if not self.running:
             return  # stopped midway: no end marker, the app exits non-zero
         self._checkpoint()
-        failed = sorted(self.feed.history_failed)
-        if self.feed.history_pending:
+        failed = sorted(self.feed.backfill_failed)
+        if self.feed.backfill_pending:
             outcome = "deadline"
             logger.error(
                 "backfill_deadline (%g s) passed before the history was complete; where each "
@@ -416,7 +416,7 @@ class KrakenTradesSource(StatefulSource):
                 self._resubscribe(action.pairs)
             elif isinstance(action, Hole):  # logged by its Notice; a gap event for the topic
                 self._produce_gap(gaps.hole(action, time.time_ns() // 1_000_000))
-            elif isinstance(action, HistoryEnded):  # logged by its Notice
+            elif isinstance(action, BackfillEnded):  # logged by its Notice
                 progress.finish(action.pair)
         for event in gaps.rest() if gaps else ():  # holes no trade followed in this round
             self._produce_gap(event)
