@@ -131,25 +131,25 @@ def read_page(
             outcome = Outcome.REACHED
             break
         if type(row) is BadRow:
-            step = _broken(row, index, rows, pos, target, broken_reads, rereads)
+            step = _broken(row, index, rows, pos, prev, target, broken_reads, rereads)
             if step is None:  # before the start of a history: not part of the sequence
                 prev, first = None, False
                 continue
             if isinstance(step, Outcome):
                 outcome = step
                 break
-            missing_first, missing_last, lacking_before = step
+            missing_first, missing_last, lacking_before, reason = step
             if (lacking_before is not None or rid is None) and not proven():
                 outcome = Outcome.ANCHOR
                 break
             if lacking_before is not None:
                 hole(pos[0] + 1, lacking_before, HoleReason.REST_LACKS, _lacks(prev, rid))
+            what = "this row" if rid is not None else "rows with no readable trade_id"
             hole(
                 missing_first,
                 missing_last,
-                HoleReason.UNREADABLE,
-                f"Kraken REST served {'this row' if rid is not None else 'these rows'} "
-                f"broken on {rereads} reads: {row.reason}",
+                reason,
+                f"Kraken REST served {what} broken on {rereads} reads: {row.reason}",
             )
             prev, first = rid, False
             if target is not None and missing_last >= target:
@@ -179,18 +179,23 @@ def _broken(
     index: int,
     rows: Sequence[Trade | BadRow],
     pos: Position | None,
+    prev: int | None,
     target: int | None,
     broken_reads: dict[int, int],
     rereads: int,
-) -> tuple[int, int, int | None] | Outcome | None:
-    """A broken row after the position: re-read, or the trade_ids it names as unreadable.
+) -> tuple[int, int, int | None, HoleReason] | Outcome | None:
+    """A broken row after the position: re-read, or the trade_ids it costs.
 
     Returns `Outcome.REREAD` while it has not been served broken `rereads` times; else
-    (first, last, lacking_before): the unreadable trade_ids, and when the row's own trade_id
-    leaps past the position, the last trade_id of the stretch before it that is not served.
-    None: a row with no readable trade_id before a history's first trade (ignored).
+    (first, last, lacking_before, reason): the trade_ids lost, why, and when the row's own
+    trade_id leaps past the position, the last trade_id of the stretch before it that is not
+    served. A row whose trade_id is unreadable too is bounded by the readable rows around
+    it: `unreadable` when the broken rows there are as many as the trade_ids between, else
+    `rest_lacks` (some are not served; which ones cannot be told). None: nothing to do (a row
+    before a backfill's first trade, or one already counted with the rows around it).
     """
     rid = row.trade_id
+    reason = HoleReason.UNREADABLE
     if rid is not None:
         first = rid
         last = rid
@@ -207,11 +212,18 @@ def _broken(
         lacking_before = None
         if last < first:
             return None
+        broken = 0  # unreadable rows between the readable ones around this one
+        for other in rows[index:]:
+            if other.trade_id is not None:
+                break
+            broken += 1
+        if prev is None or broken != after - 1 - prev:
+            reason = HoleReason.REST_LACKS
     reads = broken_reads.get(first, 0) + 1
     broken_reads[first] = reads
     if reads < rereads:
         return Outcome.REREAD
-    return first, last, lacking_before
+    return first, last, lacking_before, reason
 
 
 def _lacks(before: int | None, after: int | None) -> str:

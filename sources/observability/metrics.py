@@ -79,8 +79,11 @@ class SourceMetricSet:
             "rest_unusable, sequence_regression)",
             ("pair", "reason"),
         )
-        self.backfilled = counter(
-            "kraken_trades_backfilled_total", "Trades published from Kraken REST", ("pair",)
+        self.backfilled = counter(  # deprecated: the same count, under the name it had
+            "kraken_trades_backfilled_total",
+            "Deprecated (use kraken_trades_published_total{origin=\"rest\"}): trades published "
+            "from Kraken REST, repairs included",
+            ("pair",),
         )
         self.duplicates_dropped = counter(
             "kraken_trades_duplicates_dropped_total",

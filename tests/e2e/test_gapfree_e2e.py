@@ -77,7 +77,7 @@ def test_outage_longer_than_the_snapshot_is_repaired_from_rest(
     for pair in PAIRS:
         assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
     assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ .* fetching them from Kraken REST", log)
-    assert int(re.findall(r"backfilled=(\d+)", log)[-1]) > 0
+    assert int(re.findall(r"from_rest=(\d+)", log)[-1]) > 0
     report("outage", ids, first, target)
 
 
