@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 __all__ = [
     "Action",
@@ -29,6 +29,7 @@ __all__ = [
     "Notice",
     "Outbox",
     "Publish",
+    "RestFailure",
     "Resubscribe",
 ]
 
@@ -80,6 +81,14 @@ _MEANINGS = {
     HoleReason.ABANDONED: "written by versions before 0.2 only: a repair given up after "
     "repair_attempts failures",
 }
+
+
+class RestFailure(Enum):
+    """What a REST request that brought no answer means."""
+
+    PASSING = "passing"  # anything that may pass: a delay, retried
+    UNKNOWN_PAIR = "unknown_pair"  # Kraken's REST does not know the pair
+    NOT_KRAKEN = "not_kraken"  # the URL is not Kraken's REST API: no pair can be repaired
 
 
 @dataclass(frozen=True, slots=True)

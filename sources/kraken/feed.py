@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from .actions import (
     Action,
@@ -43,6 +42,7 @@ from .actions import (
     Notice,
     Outbox,
     Publish,
+    RestFailure,
     Resubscribe,
 )
 from .config import HELD_TRADE_BYTES, FeedConfig
@@ -70,14 +70,6 @@ __all__ = [
 
 SILENCE_CHECK_INTERVAL = 10.0  # most seconds between two looks for silent pairs
 STALL_CHECK_INTERVAL = 1.0  # seconds between two looks at waits that grow
-
-
-class RestFailure(Enum):
-    """What a REST request that brought no answer means."""
-
-    PASSING = "passing"  # anything that may pass: a delay, retried
-    UNKNOWN_PAIR = "unknown_pair"  # Kraken's REST does not know the pair
-    NOT_KRAKEN = "not_kraken"  # the URL is not Kraken's REST API: no pair can be repaired
 
 
 @dataclass(slots=True)

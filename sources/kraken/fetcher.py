@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .feed import RestFailure
+from .actions import RestFailure
 from .rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
 from .rows import BadRow, Rows
 from .trade import Trade
