@@ -10,7 +10,10 @@
   the pair) and `NotKraken` (a URL that never answered as Kraken answers 404/410 or a body
   that is not Kraken's JSON: a wrong `kraken_rest_url`);
 - one unreadable trade row never costs the page: the page keeps it in its place as a
-  `BadRow`, so the caller knows how many rows Kraken served and where the broken one sits.
+  `BadRow`, so the caller knows how many rows Kraken served and where the broken one sits;
+- an answer longer than `max_body` is not read past it (`limits.read_body`): a failed call,
+  retried like the others. Every message built from what the server said (errors, statuses,
+  rows) is escaped and bounded (`text.printable`), safe to log.
 
 The client is synchronous and meant for one thread (the `PageFetcher`'s); only `abort` may be
 called from another thread, to cut short an HTTP call in progress.
@@ -35,6 +38,8 @@ import httpx
 import orjson
 
 from .backoff import Backoff
+from .limits import DEFAULT_MAX_BODY, BodyTooBig, read_body
+from .text import printable
 from .trade import ExactFloat, InvalidTrade, Trade
 
 __all__ = [
@@ -83,7 +88,7 @@ class RestError(RuntimeError):
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(printable(message, 500))
         self.permanent = permanent
 
 
@@ -172,7 +177,8 @@ def parse_trade_row(symbol: str, row: Any) -> Trade | BadRow:
     try:
         return _row_to_trade(symbol, row)
     except Exception as exc:  # whatever the row holds, it costs itself only
-        return BadRow(_readable_trade_id(row), str(exc) or type(exc).__name__, _excerpt(row))
+        reason = printable(str(exc) or type(exc).__name__)
+        return BadRow(_readable_trade_id(row), reason, _excerpt(row))
 
 
 def rest_row_to_trade(symbol: str, row: Any) -> Trade:
@@ -277,7 +283,7 @@ def _excerpt(row: Any) -> str:
         text = orjson.dumps(row).decode()
     except (TypeError, orjson.JSONEncodeError):
         text = repr(row)
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+    return printable(text, EXCERPT_CHARS)
 
 
 # --- the client -------------------------------------------------------------------------
@@ -300,6 +306,7 @@ class KrakenRest:
         `RestError` carrying what Kraken last said; None retries until `should_continue`
         says stop.
     :param should_continue: polled while waiting; when it returns False, `Stopped` is raised.
+    :param max_body: most bytes of one answer; a longer one is a failed call.
     """
 
     def __init__(
@@ -311,6 +318,7 @@ class KrakenRest:
         max_backoff: float = 30.0,
         max_attempts: int | None = None,
         should_continue: Callable[[], bool] = lambda: True,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1 (or None)")
@@ -320,6 +328,7 @@ class KrakenRest:
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.should_continue = should_continue
+        self.max_body = max_body
         self.calls = 0
         self.calls_ok = 0
         self.calls_throttled = 0
@@ -441,12 +450,7 @@ class KrakenRest:
     def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
         """One HTTP call; `_Retry` for any failure that may pass, `NotKraken` or
         `_UnknownPairAnswer` for the two that cannot."""
-        try:
-            response = self._http().get(path, params=params, extensions={"trace": self._trace})
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timeout ({type(exc).__name__})") from None
-        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        response, content = self._fetch(path, params)
         status = response.status_code
         if status in NOT_FOUND_STATUSES and not self.answered_as_kraken:
             raise self._not_kraken(path, f"HTTP {status} {response.reason_phrase}")
@@ -457,7 +461,7 @@ class KrakenRest:
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             if not self.answered_as_kraken:
                 raise self._not_kraken(path, "an answer that is not JSON") from None
@@ -480,6 +484,23 @@ class KrakenRest:
             return parse(body["result"])
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise _Retry(f"malformed answer: {exc}") from None
+
+    def _fetch(self, path: str, params: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """GET `path`: the response and, for a 2xx status, its body (at most `max_body`
+        bytes; not read otherwise). `_Retry` for a transport failure or a body too long."""
+        try:
+            with self._http().stream(
+                "GET", path, params=params, extensions={"trace": self._trace}
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    return response, b""
+                return response, read_body(response, self.max_body)
+        except httpx.TimeoutException as exc:
+            raise _Retry(f"timeout ({type(exc).__name__})") from None
+        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        except BodyTooBig as exc:
+            raise _Retry(f"answer too long: {exc} (max_rest_body_mb)") from None
 
     def _not_kraken(self, path: str, what: str) -> NotKraken:
         return NotKraken(
@@ -557,6 +578,6 @@ class _Retry(Exception):
     def __init__(
         self, message: str, *, throttled: bool = False, retry_after: float | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(printable(message, 300))
         self.throttled = throttled
         self.retry_after = retry_after

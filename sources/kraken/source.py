@@ -35,6 +35,7 @@ from .feed import (
 )
 from .fetcher import PageFetcher, PageRequest
 from .gaps import GapEvents
+from .limits import DEFAULT_MAX_BODY, DEFAULT_MAX_MESSAGE
 from .positions import Position, restore_positions, save_positions, starting_positions
 from .progress import Progress
 from .progress_view import ProgressLog, ProgressView, progress_view
@@ -116,6 +117,8 @@ class KrakenTradesSource(StatefulSource):
         subscribe_batch: int = 50,
         optional_pairs: Collection[str] = (),
         connect_spacing: float = CONNECT_SPACING,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         """
         :param pairs: Kraken v2 symbols (`BTC/USD`), patterns already resolved (see
@@ -156,6 +159,8 @@ class KrakenTradesSource(StatefulSource):
             logged and left out; a refused pair named explicitly stops the source.
         :param connect_spacing: seconds between two connection attempts, at least (Kraken
             limits how often one address connects; shards behind one address share it).
+        :param max_message: most bytes of one WebSocket message (a longer one: a reconnect).
+        :param max_body: most bytes of one REST answer (a longer one: a failed call).
         """
         if isinstance(pairs, str):
             pairs = parse_pairs(pairs)
@@ -187,6 +192,8 @@ class KrakenTradesSource(StatefulSource):
         self.backfill_deadline = backfill_deadline
         self.start_positions = dict(start_positions or {})
         self.decimal_strings = decimal_strings
+        self.max_message = max_message
+        self.max_body = max_body
         self.feed_config = FeedConfig(
             pairs=self.pairs,
             repair=bool(rest_url),
@@ -243,7 +250,12 @@ class KrakenTradesSource(StatefulSource):
         self._metrics = source_metrics(self.pairs, self.feed_config.history_since_ns)
         if self.rest_url:
             # one attempt per request: the core waits, asks again and reports long waits
-            rest = KrakenRest(self.rest_url, min_interval=self.rest_min_interval, max_attempts=1)
+            rest = KrakenRest(
+                self.rest_url,
+                min_interval=self.rest_min_interval,
+                max_attempts=1,
+                max_body=self.max_body,
+            )
             self._fetcher = PageFetcher(rest).start()
         try:
             if self.backfill_only:
@@ -277,6 +289,7 @@ class KrakenTradesSource(StatefulSource):
             healthy_after=self.healthy_after,
             connect_spacing=self.connect_spacing,
             idle_wait=self._wait_for_pages,
+            max_message=self.max_message,
         )
         listed = ", ".join(pairs) if len(pairs) <= 20 else f"{len(pairs)} pairs"
         spread = f" on {group.connections} connections" if group.connections > 1 else ""
