@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..kraken.config import ConfigError
-from ..kraken.limits import DEFAULT_MAX_BODY, DEFAULT_MAX_MESSAGE, MIB
+from ..kraken.config import MAX_BODY, MAX_MESSAGE, ConfigError
 from . import kinds
 from .kinds import Invalid, Kind
 
@@ -371,7 +370,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_ws_message_mb",
-        str(DEFAULT_MAX_MESSAGE // MIB),
+        str(MAX_MESSAGE // 2**20),
         "Largest WebSocket message read (MiB); a larger one is an ERROR and a reconnect",
         kind=kinds.INTEGER,
         low=1,
@@ -379,7 +378,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_rest_body_mb",
-        str(DEFAULT_MAX_BODY // MIB),
+        str(MAX_BODY // 2**20),
         "Largest REST answer read (MiB); a larger one is a failed call, asked again",
         kind=kinds.INTEGER,
         low=1,

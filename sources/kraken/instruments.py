@@ -223,7 +223,7 @@ def fetch_asset_pairs(
     import httpx
 
     from .limits import BodyTooBig
-    from .rest import v2_symbol
+    from .rows import v2_symbol
 
     url = f"{rest_url.rstrip('/')}/0/public/AssetPairs"
     try:

@@ -20,6 +20,8 @@ import contextlib
 import httpx
 import websocket
 
+from .config import MAX_BODY, MAX_MESSAGE
+
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_MESSAGE",
@@ -31,11 +33,7 @@ __all__ = [
 
 MIB = 2**20
 STATUS_MESSAGE_TOO_BIG = 1009  # RFC 6455
-# Kraken's largest WebSocket message we read is the instrument snapshot (every pair, some
-# 0.5 MiB); a trade message of thousands of trades is far smaller.
-DEFAULT_MAX_MESSAGE = 4 * MIB
-# `AssetPairs` (every pair with its fee tiers) is about 1.5 MiB; a `Trades` page some 100 KiB.
-DEFAULT_MAX_BODY = 16 * MIB
+DEFAULT_MAX_MESSAGE, DEFAULT_MAX_BODY = MAX_MESSAGE, MAX_BODY  # the defaults (config.py)
 
 
 class MessageTooBig(websocket.WebSocketException):

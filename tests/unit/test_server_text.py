@@ -7,7 +7,7 @@ import json
 import unicodedata
 
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sources.kraken.instruments import InstrumentsUnavailable, parse_instrument_snapshot
@@ -60,6 +60,7 @@ def test_malformed_input_is_escaped() -> None:
 TEXTS = st.one_of(st.text(), st.sampled_from([FORGED, "\u202e", "\ud800", "x" * 3000]))
 
 
+@settings(deadline=None)  # no timing: machines under load are slow
 @given(
     st.fixed_dictionaries(
         {},

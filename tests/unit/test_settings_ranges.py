@@ -153,7 +153,7 @@ def test_hostile_texts_are_values_in_range_or_errors_naming_the_variable(
 
 
 @pytest.mark.parametrize(("app", "variable"), VARIABLES)
-@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=ANY_TEXT)
 def test_any_text_is_a_value_in_range_or_an_error_naming_the_variable(
     app: str, variable: Variable, raw: str
