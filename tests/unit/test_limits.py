@@ -15,6 +15,9 @@ import orjson
 import pytest
 import websocket
 
+from sources.app.settings import TradesSettings
+from sources.app.source_config import source_config
+from sources.kraken.config import ConfigError, SourceConfig
 from sources.kraken.limits import (
     STATUS_MESSAGE_TOO_BIG,
     BodyTooBig,
@@ -175,3 +178,13 @@ def test_what_a_rest_server_says_comes_escaped_and_bounded(said: str) -> None:
     assert message.startswith("Kraken said EGeneral:" if "\n" in said else "Kraken said ESer")
     assert "\n" not in message and "\x1b" not in message and len(message) < 600
     assert "\\n[2024" in message or "\\x1b[2J" in message
+
+
+def test_the_limit_settings_reach_the_source_in_bytes_and_their_defaults_agree() -> None:
+    env = {"max_ws_message_mb": "2", "max_rest_body_mb": "3"}
+    config = source_config(TradesSettings.from_env(env))
+    assert (config.max_message, config.max_body) == (2 * 2**20, 3 * 2**20)
+    default, library = source_config(TradesSettings()), SourceConfig(pairs=("BTC/USD",))
+    assert (default.max_message, default.max_body) == (library.max_message, library.max_body)
+    with pytest.raises(ConfigError, match="max_message"):
+        SourceConfig(pairs=("BTC/USD",), max_message=0)
