@@ -32,6 +32,7 @@ from collections.abc import Callable, Collection, Sequence
 import websocket
 
 from .backoff import Backoff, ReconnectPolicy
+from .limits import DEFAULT_MAX_MESSAGE
 from .session import (
     SUBSCRIBE_INTERVAL,
     ConnectionLost,
@@ -39,6 +40,7 @@ from .session import (
     SessionStats,
     chunked,
 )
+from .text import printable
 from .trade import Trade
 
 __all__ = ["CONNECT_SPACING", "ConnectionGroup", "chunked", "plan_connections"]
@@ -131,7 +133,8 @@ class ConnectionGroup:
     :param subscribe_batch: most symbols in one subscribe request.
     :param optional: pairs from `all` or a pattern: one Kraken refuses is left out (logged),
         not fatal (`SubscriptionRejected` is raised only for the others).
-    :param snapshot, exact, connect_timeout, heartbeat_timeout: as `KrakenSession`'s.
+    :param snapshot, exact, connect_timeout, heartbeat_timeout, max_message: as
+        `KrakenSession`'s.
     :param max_backoff: the cap of each connection's reconnect delay, seconds.
     :param healthy_after: seconds a connection must last before its backoff starts over.
     :param connect_spacing: seconds between two connection attempts of the group, at least.
@@ -159,6 +162,7 @@ class ConnectionGroup:
         subscribe_interval: float = SUBSCRIBE_INTERVAL,
         idle_wait: Callable[[float], object] = time.sleep,
         rng: random.Random | None = None,
+        max_message: int = DEFAULT_MAX_MESSAGE,
     ) -> None:
         if subscribe_batch < 1:
             raise ValueError("subscribe_batch must be at least 1")
@@ -173,6 +177,7 @@ class ConnectionGroup:
         self.heartbeat_timeout = heartbeat_timeout
         self.connect_spacing = connect_spacing
         self.subscribe_interval = subscribe_interval
+        self.max_message = max_message
         self.left_out: dict[str, str] = {}  # optional pairs Kraken refused -> its error
         self.acknowledged: set[str] = set()  # pairs Kraken accepted at least once
         self._idle_wait = idle_wait
@@ -367,6 +372,7 @@ class ConnectionGroup:
             subscribe_batch=self.subscribe_batch,
             subscribe_interval=self.subscribe_interval,
             optional=self.optional & conn.pairset,
+            max_message=self.max_message,
         )
         conn.opener = _Opener(session, self._req_id, f"kraken-connect-{conn.index + 1}")
         self._next_attempt = now + self.connect_spacing
@@ -436,11 +442,12 @@ class ConnectionGroup:
             if len(self._connections) > 1
             else ""
         )
-        logger.warning(
+        logger.log(
+            getattr(exc, "level", logging.WARNING),  # an oversized message: ERROR
             "Disconnected from Kraken (connection_id=%s): %s; reconnecting in %.1f s "
             "(attempt %d)%s",
             session.connection_id if session else None,
-            exc or type(exc).__name__,
+            printable(exc or type(exc).__name__, 500),  # a handshake error quotes the server
             delay,
             conn.policy.backoff.attempt,
             where,

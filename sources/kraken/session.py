@@ -6,6 +6,7 @@ acts on everything else (status, acknowledgements, errors, malformed input) itse
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import websocket
 
+from .limits import DEFAULT_MAX_MESSAGE, CappedWebSocket, MessageTooBig
 from .protocol import (
     Heartbeat,
     Malformed,
@@ -27,6 +29,7 @@ from .protocol import (
     subscribe_request,
     unsubscribe_request,
 )
+from .text import printable
 from .trade import Trade
 
 __all__ = [
@@ -53,7 +56,14 @@ class SubscriptionRejected(RuntimeError):
 
 
 class ConnectionLost(ConnectionError):
-    """The connection closed, failed or went silent; the source reconnects."""
+    """The connection closed, failed or went silent; the source reconnects.
+
+    :param level: how loud the reconnect is logged (an oversized message: ERROR).
+    """
+
+    def __init__(self, message: str, *, level: int = logging.WARNING) -> None:
+        super().__init__(message)
+        self.level = level
 
 
 @dataclass
@@ -81,6 +91,7 @@ class KrakenSession:
         after the first are sent by `subscribe_next`, `subscribe_interval` seconds apart.
     :param optional: pairs that came from `all` or a pattern: when Kraken refuses one it never
         accepted, it is left out (`left_out`, logged) instead of raising `SubscriptionRejected`.
+    :param max_message: most bytes of one message; a longer one drops the connection unread.
     """
 
     def __init__(
@@ -97,8 +108,10 @@ class KrakenSession:
         subscribe_batch: int = 0,
         subscribe_interval: float = SUBSCRIBE_INTERVAL,
         optional: Collection[str] = (),
+        max_message: int = DEFAULT_MAX_MESSAGE,
     ) -> None:
         self.url = url
+        self.max_message = max_message
         self.pairs = tuple(pairs)
         self.subscribe_batch = subscribe_batch
         self.subscribe_interval = subscribe_interval
@@ -132,6 +145,7 @@ class KrakenSession:
             timeout=self.connect_timeout,
             skip_utf8_validation=True,  # the parser validates what it reads
             enable_multithread=False,
+            class_=functools.partial(CappedWebSocket, max_message=self.max_message),
         )
         self._ws = ws
         self.stats.connections += 1
@@ -214,6 +228,10 @@ class KrakenSession:
             except websocket.WebSocketTimeoutException:
                 timed_out = True
                 break
+            except MessageTooBig as exc:
+                raise ConnectionLost(
+                    f"Kraken sent {exc} (max_ws_message_mb): closed unread", level=logging.ERROR
+                ) from exc
             except (websocket.WebSocketException, OSError) as exc:
                 raise ConnectionLost(str(exc) or type(exc).__name__) from exc
             if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -295,7 +313,9 @@ class KrakenSession:
             )
         else:
             logger.warning(
-                "Kraken system status is %r (connection_id=%s)", status.system, status.connection_id
+                "Kraken system status is '%s' (connection_id=%s)",
+                status.system,
+                status.connection_id,
             )
 
     def _on_ack(self, ack: SubscribeAck) -> None:
@@ -341,7 +361,9 @@ class KrakenSession:
 
     def _on_subscribe_error(self, error: SubscribeError) -> None:
         if error.method != "subscribe":
-            logger.warning("Kraken refused to %s %s: %s", error.method, error.symbol, error.error)
+            logger.warning(
+                "Kraken refused to %s %s: %s", error.method, printable(error.symbol), error.error
+            )
             return
         symbol = error.symbol
         never_accepted = (
@@ -363,7 +385,9 @@ class KrakenSession:
                 f"Kraken rejected the subscription to {symbol or ', '.join(self.pairs)}: "
                 f"{error.error}"
             )
-        raise ConnectionLost(f"Kraken refused to subscribe {symbol or 'a pair'}: {error.error}")
+        raise ConnectionLost(
+            f"Kraken refused to subscribe {printable(symbol or 'a pair')}: {error.error}"
+        )
 
 
 def chunked(pairs: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -391,6 +415,6 @@ def _frame_waiting(ws: websocket.WebSocket) -> bool:
 def _close_reason(frame: bytes) -> str:
     if len(frame) >= 2:
         code = int.from_bytes(frame[:2], "big")
-        reason = frame[2:].decode("utf-8", "replace")
+        reason = printable(frame[2:])
         return f"(code {code}{', ' + reason if reason else ''})"
     return "(no close code)"
