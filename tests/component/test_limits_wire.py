@@ -7,12 +7,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from simulator import KrakenSimulator, Market
+from simulator import KrakenSimulator
 from sources.kraken.rest import KrakenRest, RestError
 from sources.kraken.session import ConnectionLost, KrakenSession, SessionStats
 
@@ -20,12 +19,10 @@ PAIR = "BTC/USD"
 CAP = 64 * 1024
 
 
-@pytest.fixture
-def kraken() -> Iterator[KrakenSimulator]:
-    market = Market((PAIR,), seed=21)
-    market.seed_history(count_per_pair=20, span_seconds=60)
-    with KrakenSimulator(market, rate=20.0, heartbeat_interval=0.5) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.market((PAIR,), seed=21, seed_history={"count_per_pair": 20, "span_seconds": 60}),
+    pytest.mark.kraken(rate=20.0, heartbeat_interval=0.5),
+]
 
 
 def session_of(kraken: KrakenSimulator) -> KrakenSession:
