@@ -33,6 +33,7 @@ from quixstreams.sources.base.exceptions import SourceException
 from sources.app import shards
 from sources.app.run import broker_connection, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
+from sources.app.source_config import source_config
 from sources.app.topic_manager import PipelineApplication
 from sources.app.topics import (
     SOURCE_TOPIC,
@@ -51,7 +52,8 @@ from sources.broker import (
 )
 from sources.kraken.instruments import InstrumentsUnavailable
 from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
-from sources.kraken.source import END_OF_BACKFILL_HEADER, HISTORY_OUTCOMES, KrakenTradesSource
+from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.observability import source_metrics
 from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, is_trades
@@ -74,29 +76,9 @@ def make_source(
     :param start_positions: each pair's last trade in the output topic (see `seed_from_output`).
     """
     return KrakenTradesSource(
-        settings.pairs,
-        # source topic: source__kraken-<output>, plus -shard-<shard>-of-<shards> when sharded
-        name=shards.source_name(settings.output, settings.shard, settings.shards),
-        ws_url=settings.kraken_ws_url,
-        snapshot=settings.snapshot,
-        heartbeat_timeout=settings.heartbeat_timeout,
-        stats_interval=settings.stats_interval,
-        rest_url=settings.kraken_rest_url,
-        rest_min_interval=shards.rest_min_interval(settings.shards),  # one budget per address
-        connect_spacing=shards.connect_spacing(settings.shards),  # one connection rate too
-        backfill_since_ns=settings.backfill_since_ns,
-        backfill_only=settings.backfill_only,
-        backfill_deadline=settings.backfill_deadline,
-        max_gap=settings.max_gap,
-        max_held=settings.max_held,
-        max_held_bytes=settings.max_held_mb * 2**20,
-        repair_timeout=settings.repair_timeout,
+        source_config(settings, optional_pairs),
         start_positions=start_positions,
-        stale_after=settings.stale_after,
-        decimal_strings=settings.decimal_strings,
-        max_pairs_per_connection=settings.max_pairs_per_connection,
-        subscribe_batch=settings.subscribe_batch,
-        optional_pairs=optional_pairs,
+        metrics=source_metrics,  # None in the source's process while metrics_port is 0
     )
 
 
@@ -108,7 +90,11 @@ def resolve_pairs(settings: TradesSettings) -> tuple[TradesSettings, frozenset[s
     :raises InstrumentsUnavailable: Kraken's list could not be had.
     """
     resolution = resolve_pair_specs(
-        settings.pairs, settings.kraken_ws_url, settings.kraken_rest_url
+        settings.pairs,
+        settings.kraken_ws_url,
+        settings.kraken_rest_url,
+        max_message=settings.max_ws_message_mb * 2**20,
+        max_body=settings.max_rest_body_mb * 2**20,
     )
     return replace(settings, pairs=resolution.pairs), resolution.from_patterns
 
@@ -188,7 +174,7 @@ class HistoryEnd:
     everything before it went through, and keep how the history ended (its header)."""
 
     def __init__(self) -> None:
-        self.outcome: str | None = None  # one of HISTORY_OUTCOMES once the marker was seen
+        self.outcome: str | None = None  # one of BACKFILL_OUTCOMES once the marker was seen
 
     @property
     def reached(self) -> bool:
@@ -217,7 +203,7 @@ class HistoryEnd:
 def _header_text(raw: object) -> str:
     """A header value as text (bytes or str); the marker of older versions said b"1"."""
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    return text if text in HISTORY_OUTCOMES else "complete"
+    return text if text in BACKFILL_OUTCOMES else "complete"
 
 
 # Consumer settings (see bench/ for the measurements behind them).
@@ -374,10 +360,17 @@ def main() -> int:
     if settings.metrics_port:  # before the source's process starts: it inherits the setup
         try:
             observability = start_trades(
-                settings.metrics_port, backfill_only=settings.backfill_only
+                settings.metrics_port,
+                host=settings.metrics_host,
+                backfill_only=settings.backfill_only,
             )
         except OSError as exc:
-            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            logger.error(
+                "Configuration error: metrics_port %d on metrics_host %s: %s",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc,
+            )
             return EXIT_CONFIG
     broker = None
     try:

@@ -33,9 +33,11 @@ from typing import Any
 
 import websocket
 
+from .limits import DEFAULT_MAX_MESSAGE
 from .schedule import CONNECT_SPACING, ConnectSchedule
 from .session import ConnectionLost, KrakenSession, SessionStats
 from .subscriptions import SUBSCRIBE_INTERVAL, Subscriptions, chunked
+from .text import printable
 from .trade import Trade
 
 __all__ = [
@@ -142,6 +144,14 @@ class _Connection:
         self.session: KrakenSession | None = None  # set while open
         self.opener: _Opener | None = None  # set while being opened
 
+    def collect(self) -> _Opener | None:
+        """The opener of its session once it is done (opened or failed), else None."""
+        opener = self.opener
+        if opener is None or not opener.done.is_set():
+            return None
+        self.opener = None
+        return opener
+
     def label(self, of: int) -> str:
         """Which connection it is, for the logs (nothing when it is the only one)."""
         if of == 1:
@@ -199,7 +209,7 @@ class ConnectionGroup:
     :param optional: pairs from `all` or a pattern: one Kraken refuses is left out (logged),
         not fatal (`SubscriptionRejected` is raised only for the others).
     :param snapshot: ask for the last 50 trades of each pair on subscribing.
-    :param exact, connect_timeout: as `KrakenSession`'s.
+    :param exact, connect_timeout, max_message: as `KrakenSession`'s.
     :param heartbeat_timeout: seconds without any message before a connection is dropped.
     :param max_backoff: the cap of each connection's reconnect delay, seconds.
     :param healthy_after: seconds a connection must last before its backoff starts over.
@@ -228,6 +238,7 @@ class ConnectionGroup:
         subscribe_interval: float = SUBSCRIBE_INTERVAL,
         idle_wait: Callable[[float], object] = time.sleep,
         rng: random.Random | None = None,
+        max_message: int = DEFAULT_MAX_MESSAGE,
     ) -> None:
         if subscribe_batch < 1:
             raise ValueError("subscribe_batch must be at least 1")
@@ -235,7 +246,12 @@ class ConnectionGroup:
         self.pairs = tuple(pairs)
         self.stats = stats
         self._session = partial(
-            KrakenSession, url, stats=stats, exact=exact, connect_timeout=connect_timeout
+            KrakenSession,
+            url,
+            stats=stats,
+            exact=exact,
+            connect_timeout=connect_timeout,
+            max_message=max_message,
         )
         self._idle_wait = idle_wait
         planned = plan_subscriptions(
@@ -414,10 +430,9 @@ class ConnectionGroup:
 
     def _collect_opened(self, now: float) -> None:
         for conn in self._connections:
-            opener = conn.opener
-            if opener is None or not opener.done.is_set():
+            opener = conn.collect()
+            if opener is None:
                 continue
-            conn.opener = None
             error = opener.error
             if error is None:
                 conn.session = opener.session
@@ -469,11 +484,12 @@ class ConnectionGroup:
         self._settled = self._complete = False
         self.stats.reconnects += 1
         delay = self.schedule.lost(conn.index, now)
-        logger.warning(
+        logger.log(
+            getattr(exc, "level", logging.WARNING),  # an oversized message: ERROR
             "Disconnected from Kraken (connection_id=%s): %s; reconnecting in %.1f s "
             "(attempt %d)%s",
             session.connection_id if session else None,
-            exc or type(exc).__name__,
+            printable(exc or type(exc).__name__, 500),  # a handshake error quotes the server
             delay,
             self.schedule.attempt(conn.index),
             conn.label(len(self._connections)),

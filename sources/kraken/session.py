@@ -8,17 +8,21 @@ the state machine, raising what it decides: `SubscriptionRejected` (fatal) or
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import time
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import websocket
 
+from .limits import DEFAULT_MAX_MESSAGE, CappedWebSocket, MessageTooBig
 from .protocol import Heartbeat, Malformed, Pong, Status, TradeBatch, parse_frame
 from .subscriptions import SUBSCRIBE_INTERVAL, Fatal, Reconnect, Subscriptions, chunked
+from .text import printable
 from .trade import Trade
 
 __all__ = [
@@ -41,7 +45,14 @@ class SubscriptionRejected(RuntimeError):
 
 
 class ConnectionLost(ConnectionError):
-    """The connection closed, failed or went silent; the source reconnects."""
+    """The connection closed, failed or went silent; the source reconnects.
+
+    :param level: how loud the reconnect is logged (an oversized message: ERROR).
+    """
+
+    def __init__(self, message: str, *, level: int = logging.WARNING) -> None:
+        super().__init__(message)
+        self.level = level
 
 
 @dataclass
@@ -58,25 +69,34 @@ class KrakenSession:
 
     :param url: the WebSocket endpoint.
     :param subscriptions: the connection's pairs and their state (kept across connections).
+        The form before 0.2, pairs and their options (`acknowledged`, `optional`, `snapshot`,
+        `heartbeat_timeout`, `subscribe_batch`, `subscribe_interval`) as keywords of the
+        session, still works, with a `DeprecationWarning`.
     :param stats: counters to add to.
     :param exact: keep each price's and volume's decimal text (`protocol.parse_frame`).
     :param connect_timeout: seconds for the TCP + TLS + WebSocket handshake.
+    :param max_message: most bytes of one message; a longer one drops the connection unread.
     """
 
     def __init__(
         self,
         url: str,
-        subscriptions: Subscriptions,
+        subscriptions: Subscriptions | Collection[str],
         *,
         stats: SessionStats,
         exact: bool = False,
         connect_timeout: float = 10.0,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        **pairs_options: Any,
     ) -> None:
+        if not isinstance(subscriptions, Subscriptions) or pairs_options:
+            subscriptions = _subscriptions_before_0_2(subscriptions, pairs_options)
         self.url = url
         self.subscriptions = subscriptions
         self.stats = stats
         self.exact = exact
         self.connect_timeout = connect_timeout
+        self.max_message = max_message
         self._ws: websocket.WebSocket | None = None
 
     # --- the state, as `subscriptions` holds it ---------------------------------------
@@ -120,6 +140,7 @@ class KrakenSession:
             timeout=self.connect_timeout,
             skip_utf8_validation=True,  # the parser validates what it reads
             enable_multithread=False,
+            class_=functools.partial(CappedWebSocket, max_message=self.max_message),
         )
         self._ws = ws
         self.stats.connections += 1
@@ -222,6 +243,10 @@ class KrakenSession:
             except websocket.WebSocketTimeoutException:
                 timed_out = True
                 break
+            except MessageTooBig as exc:
+                raise ConnectionLost(
+                    f"Kraken sent {exc} (max_ws_message_mb): closed unread", level=logging.ERROR
+                ) from exc
             except _SOCKET_ERRORS as exc:
                 raise ConnectionLost(str(exc) or type(exc).__name__) from exc
             if opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -254,6 +279,35 @@ class KrakenSession:
         _raise(self.subscriptions.receive(event, time.monotonic()))
 
 
+# the session's keywords before 0.2 -> `Subscriptions`' own
+_PAIRS_OPTIONS = {
+    "acknowledged": "acknowledged",
+    "optional": "optional",
+    "snapshot": "snapshot",
+    "heartbeat_timeout": "heartbeat_timeout",
+    "subscribe_batch": "batch",
+    "subscribe_interval": "interval",
+}
+
+
+def _subscriptions_before_0_2(pairs: object, options: dict[str, Any]) -> Subscriptions:
+    """The state machine of the form before 0.2: pairs and their options given to the session."""
+    unknown = sorted(set(options) - set(_PAIRS_OPTIONS))
+    if unknown or isinstance(pairs, Subscriptions):
+        raise TypeError(
+            f"KrakenSession got unexpected keyword arguments: {unknown or sorted(options)}"
+        )
+    warnings.warn(
+        "KrakenSession(url, pairs, **options) is deprecated: pass a Subscriptions",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return Subscriptions(
+        pairs,  # type: ignore[arg-type]
+        **{_PAIRS_OPTIONS[name]: value for name, value in options.items()},
+    )
+
+
 def _raise(outcome: object) -> None:
     """Raise what the state machine decided, if it ended the connection."""
     if isinstance(outcome, Reconnect):
@@ -273,7 +327,9 @@ def _log_status(status: Status, url: str) -> None:
         )
     else:
         logger.warning(
-            "Kraken system status is %r (connection_id=%s)", status.system, status.connection_id
+            "Kraken system status is '%s' (connection_id=%s)",
+            status.system,
+            status.connection_id,
         )
 
 
@@ -294,6 +350,6 @@ def _frame_waiting(ws: websocket.WebSocket) -> bool:
 def _close_reason(frame: bytes) -> str:
     if len(frame) >= 2:
         code = int.from_bytes(frame[:2], "big")
-        reason = frame[2:].decode("utf-8", "replace")
+        reason = printable(frame[2:])
         return f"(code {code}{', ' + reason if reason else ''})"
     return "(no close code)"

@@ -34,6 +34,7 @@ from .protocol import (
     subscribe_request,
     unsubscribe_request,
 )
+from .text import printable
 
 __all__ = [
     "SUBSCRIBE_INTERVAL",
@@ -249,7 +250,9 @@ class Subscriptions:
 
     def _on_refusal(self, error: SubscribeError, now: float) -> Outcome | None:
         if error.method != "subscribe":
-            logger.warning("Kraken refused to %s %s: %s", error.method, error.symbol, error.error)
+            logger.warning(
+                "Kraken refused to %s %s: %s", error.method, printable(error.symbol), error.error
+            )
             return None
         symbol = error.symbol
         never_accepted = (
@@ -269,7 +272,9 @@ class Subscriptions:
         if never_accepted:
             named = symbol or ", ".join(self.wanted)
             return Fatal(f"Kraken rejected the subscription to {named}: {error.error}")
-        return Reconnect(f"Kraken refused to subscribe {symbol or 'a pair'}: {error.error}")
+        return Reconnect(
+            f"Kraken refused to subscribe {printable(symbol or 'a pair')}: {error.error}"
+        )
 
     def _note_complete(self, now: float) -> None:
         """Once per connection of many pairs: one line when all of them are subscribed."""

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from simulator import KrakenSimulator, Market
 from sources.app.settings import ConfigError
+from sources.app.variables import CANDLES
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
 from tests.support.descriptors import declared_topics
 from tests.support.kafka import (
@@ -385,7 +386,8 @@ def test_invalid_configuration_exits_2_naming_the_variable(broker: str, tmp_path
     with candles_pipeline(broker, tmp_path, candle_seconds="0") as pipeline:
         code = pipeline.wait(timeout=30)
     assert code == 2
-    assert "Configuration error: candle_seconds: must be at least 0.001 seconds" in pipeline.log
+    accepted = next(v for v in CANDLES if v.name == "candle_seconds").accepted  # 0.001 s and up
+    assert f"Configuration error: candle_seconds: expected {accepted}; got '0'" in pipeline.log
 
 
 # ---------------------------------------------------------------------------------------

@@ -291,3 +291,35 @@ def test_check_silence_is_the_deprecated_name_of_check_heartbeat() -> None:
         session.check_heartbeat(11.0)
     with pytest.deprecated_call(), pytest.raises(ConnectionLost):
         session.check_silence(11.0)
+
+
+def test_the_session_keywords_before_0_2_still_work_with_a_deprecation_warning() -> None:
+    accepted: set[str] = set()
+    with pytest.deprecated_call(match="pass a Subscriptions"):
+        session = KrakenSession(
+            "ws://test/v2",
+            PAIRS,
+            acknowledged=accepted,
+            stats=SessionStats(),
+            snapshot=False,
+            subscribe_batch=1,
+            subscribe_interval=2.0,
+            heartbeat_timeout=3.0,
+            optional={"ETH/USD"},
+        )
+    subscriptions = session.subscriptions
+    assert session.pairs == PAIRS and subscriptions.acknowledged is accepted
+    assert request(subscriptions.opened(0.0, req_id=1))["params"] == {
+        "channel": "trade",
+        "symbol": ["BTC/USD"],
+        "snapshot": False,
+    }
+    assert subscriptions.next_request_at == 2.0
+    assert subscriptions.check_heartbeat(3.5) == Reconnect("no message for 3.5 s")
+    assert feed(subscriptions, refusal("ETH/USD")) == [
+        LeftOut("ETH/USD", "Currency pair not supported")
+    ]
+    with pytest.raises(TypeError, match="snapshots"):
+        KrakenSession("ws://test/v2", PAIRS, stats=SessionStats(), snapshots=False)
+    with pytest.raises(TypeError, match="snapshot"):  # given twice: which one wins?
+        KrakenSession("ws://test/v2", Subscriptions(PAIRS), stats=SessionStats(), snapshot=False)
