@@ -14,6 +14,7 @@ import pytest
 from simulator import KrakenSimulator
 from sources.kraken.rest import KrakenRest, RestError
 from sources.kraken.session import ConnectionLost, KrakenSession, SessionStats
+from sources.kraken.subscriptions import Subscriptions
 
 PAIR = "BTC/USD"
 CAP = 64 * 1024
@@ -27,7 +28,7 @@ pytestmark = [
 
 def session_of(kraken: KrakenSimulator) -> KrakenSession:
     session = KrakenSession(
-        kraken.ws_url, (PAIR,), acknowledged=set(), stats=SessionStats(), max_message=CAP
+        kraken.ws_url, Subscriptions((PAIR,)), stats=SessionStats(), max_message=CAP
     )
     session.open(req_id=1)
     return session
