@@ -87,6 +87,8 @@ HELD_TRADE_BYTES = 480
 # Size limits (`limits.py`). Kraken's largest WebSocket message we read is the instrument
 # snapshot (every pair, some 0.5 MiB); a trade message of thousands of trades is far smaller.
 # `AssetPairs` (every pair with its fee tiers) is about 1.5 MiB; a `Trades` page some 100 KiB.
+KRAKEN_WS_URL = "wss://ws.kraken.com/v2"  # Kraken's WebSocket API v2
+KRAKEN_REST_URL = "https://api.kraken.com"  # Kraken's REST API
 MAX_MESSAGE = 4 * 2**20
 MAX_BODY = 16 * 2**20
 
@@ -181,8 +183,8 @@ class SourceConfig:
     pairs: tuple[str, ...]
     optional_pairs: frozenset[str] = frozenset()
     name: str = "kraken-trades"
-    ws_url: str = "wss://ws.kraken.com/v2"
-    rest_url: str | None = "https://api.kraken.com"
+    ws_url: str = KRAKEN_WS_URL
+    rest_url: str | None = KRAKEN_REST_URL
     snapshot: bool = True
     decimal_strings: bool = False
     heartbeat_timeout: float = 10.0
