@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .schedule import CONNECT_SPACING
+
 __all__ = [
     "ALL",
     "HELD_TRADE_BYTES",
@@ -191,7 +193,7 @@ class SourceConfig:
     connect_timeout: float = 10.0
     max_backoff: float = 60.0
     healthy_after: float = 30.0
-    connect_spacing: float = 1.0
+    connect_spacing: float = CONNECT_SPACING
     max_pairs_per_connection: int = 100
     subscribe_batch: int = 50
     rest_min_interval: float = FeedConfig.rest_interval
