@@ -16,13 +16,20 @@ import math
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..kraken.config import parse_pairs
 
-if TYPE_CHECKING:
-    from .variables import Variable
+
+class Variable(Protocol):
+    """What a kind reads of the variable it parses (`variables.Variable` has it all)."""
+
+    name: str
+    low: float | None
+    high: float | None
+    options: tuple[str, ...]
+
 
 __all__ = [
     "BOOL",
