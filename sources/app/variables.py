@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CANDLES", "TRADES", "Variable"]
+__all__ = ["AUDIT", "CANDLES", "TRADES", "Variable"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,46 @@ CANDLES: tuple[Variable, ...] = (
     STATS_INTERVAL,
     BROKER_TIMEOUT,
     consumer_group("kraken-candles"),
+    LOGLEVEL,
+    BROKER_ADDRESS,
+)
+
+# The audit (pipelines/audit, `python -m sources.audit`): each variable is also a command-line
+# option of the same name (`gaps_input` -> `--gaps-input`), which wins over the variable.
+AUDIT: tuple[Variable, ...] = (
+    Variable("input", "trades", "Topic of the trades to audit", "InputTopic"),
+    Variable(
+        "gaps_input",
+        "gaps",
+        "Topic of the pipeline's gap events, which explain holes (skipped if it does not exist)",
+        "InputTopic",
+    ),
+    Variable(
+        "pairs",
+        "all",
+        "Pairs to audit: Kraken v2 symbols or patterns (BTC/USD, */USD, BTC/*), or all",
+    ),
+    Variable(
+        "since",
+        "",
+        "Audit trades from this time on: a duration before now (7d, 12h, 30m) or an ISO-8601 time",
+    ),
+    Variable("until", "", "Audit trades up to this time (same forms); empty: to the topic's end"),
+    Variable(
+        "verify_rest",
+        "false",
+        "true: compare every trade with Kraken's REST Trades and check each hole there",
+    ),
+    Variable("kraken_rest_url", "https://api.kraken.com", "Kraken REST API, for verify_rest"),
+    Variable("rest_interval", "1", "Seconds between two Kraken REST calls (Kraken allows ~1/s)"),
+    Variable(
+        "idle_timeout",
+        "3",
+        "Seconds without a new record after which the topic counts as read to its end",
+    ),
+    Variable("strict", "false", "true: explained holes (with a gap event) fail the audit too"),
+    Variable("json", "false", "true: print the report as JSON instead of tables"),
+    Variable("max_findings", "1000", "Most findings listed per pair and kind (all are counted)"),
     LOGLEVEL,
     BROKER_ADDRESS,
 )

@@ -10,12 +10,16 @@ import pytest
 from ruamel.yaml import YAML
 
 from sources.app.settings import TradesSettings
-from sources.app.variables import CANDLES, TRADES, Variable
+from sources.app.variables import AUDIT, CANDLES, TRADES, Variable
+from sources.audit.settings import AuditSettings
 from sources.candles.settings import CandlesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"trades": TRADES, "candles": CANDLES}
-SETTINGS = {"trades": TradesSettings, "candles": CandlesSettings}
+APPS = {"trades": TRADES, "candles": CANDLES, "audit": AUDIT}
+SETTINGS = {"trades": TradesSettings, "candles": CandlesSettings, "audit": AuditSettings}
+STATEFUL = ("trades", "candles")  # the audit Job keeps no state
+# where each app's variables table is (the audit has its own page)
+TABLES = {"trades": "README.md", "candles": "README.md", "audit": "docs/audit.md"}
 # a valid value other than the default, for every variable: each must change the settings
 OTHER_VALUES = {
     "trades": {
@@ -62,6 +66,22 @@ OTHER_VALUES = {
         "loglevel": "DEBUG",
         "Quix__Broker__Address": "127.0.0.1:1",
     },
+    "audit": {
+        "input": "other-trades",
+        "gaps_input": "other-gaps",
+        "pairs": "*/USD",
+        "since": "1d",
+        "until": "2020-01-01T00:00:00",
+        "verify_rest": "true",
+        "kraken_rest_url": "http://127.0.0.1:1",
+        "rest_interval": "2",
+        "idle_timeout": "5",
+        "strict": "true",
+        "json": "true",
+        "max_findings": "10",
+        "loglevel": "DEBUG",
+        "Quix__Broker__Address": "127.0.0.1:1",
+    },
 }
 
 
@@ -90,7 +110,8 @@ def test_quix_yaml_deployments_list_every_variable_of_their_application(app: str
     for deployment in deployments:
         listed = [(d["name"], d["inputType"]) for d in deployment["variables"]]
         assert listed == expected, deployment["name"]
-        assert deployment["state"]["enabled"] is True, deployment["name"]
+        if app in STATEFUL:
+            assert deployment["state"]["enabled"] is True, deployment["name"]
     main = next(d for d in deployments if d["name"] == app)
     values = {d["name"]: str(d["value"]) for d in main["variables"]}
     assert values == {v.name: v.default for v in cloud(APPS[app])}
@@ -115,7 +136,7 @@ def test_the_dataset_deployment_is_a_job_apart_from_the_live_stream() -> None:
 
 @pytest.mark.parametrize("app", APPS)
 def test_readme_table_lists_every_variable_with_its_default(app: str) -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / TABLES[app]).read_text()
     marker = f"<!-- variables: {app} -->"
     assert marker in readme
     table = readme.split(marker, 1)[1].split("\n\n", 2)[1]
