@@ -75,7 +75,7 @@ class SequenceLedger:
         self._ends: list[int] = []  # ... last ids ...
         self._open: list[Hole] = []  # ... and the holes themselves
         self.closed: list[Hole] = []  # holes closed early (over max_open_holes)
-        self._forgotten_to = trade_id - 1  # ids up to here may fill holes no longer tracked
+        self._forgotten_to = -(2**63)  # ids up to here may fill holes no longer tracked
         self.duplicates: Findings[Run] = Findings(max_findings)
         self.late: Findings[Run] = Findings(max_findings)
         self.undetermined: Findings[Run] = Findings(max_findings)

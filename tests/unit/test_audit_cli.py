@@ -1,0 +1,137 @@
+"""The audit's command line, its settings, its report for people, and its import boundary."""
+
+from __future__ import annotations
+
+import ast
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator import Market
+from sources.audit.cli import main
+from sources.audit.render import render
+from sources.audit.report import exit_code
+from sources.audit.settings import AuditSettings, UsageError
+from tests.support.audit import audit_report, changed, gap_event, market_topic
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = 1_800_000_000_000
+
+
+def test_options_win_over_variables_which_win_over_defaults() -> None:
+    env = {"INPUT": "from-env", "pairs": "btc/usd", "verify_rest": "true", "strict": "yes"}
+    settings = AuditSettings.parse(["--input", "from-option", "--no-verify-rest"], env)
+    assert settings.input == "from-option"
+    assert settings.pairs.symbols == {"BTC/USD"}
+    assert settings.verify_rest is False and settings.strict is True
+    assert AuditSettings.parse(["--topic", "t", "--gaps", "g", "--broker", "h:1"], {}) == (
+        AuditSettings(input="t", gaps_input="g", broker_address="h:1")
+    )
+
+
+def test_a_window_of_durations_or_times() -> None:
+    settings = AuditSettings.parse(["--since", "2h", "--until", "30m"], {}, now_ms=NOW)
+    assert (settings.since_ms, settings.until_ms) == (NOW - 7_200_000, NOW - 1_800_000)
+    iso = AuditSettings.parse(
+        ["--since", "2026-01-02T03:04:05.678", "--until", "now"], {}, now_ms=NOW
+    )
+    assert iso.since_ms == 1767323045678 and iso.until_ms == NOW
+    assert AuditSettings.parse(["--since", "2026-01-02T04:04:05+01:00"], {}).since_ms == (
+        1767323045000
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--pairs", "BTCUSD"], "pairs"),
+        (["--pairs", "B*C/USD"], "pairs"),
+        (["--since", "yesterday"], "since"),
+        (["--since", "1h", "--until", "2h"], "until"),
+        (["--rest-interval", "0"], "rest_interval"),
+        (["--idle-timeout", "x"], "idle_timeout"),
+        (["--input", "no spaces"], "input"),
+        (["--kraken-rest-url", "ftp://x"], "kraken_rest_url"),
+        (["--max-findings", "1.5"], "max_findings"),
+    ],
+)
+def test_a_bad_option_is_a_usage_error_naming_it(argv: list[str], named: str) -> None:
+    with pytest.raises(UsageError, match=f"^{named}: "):
+        AuditSettings.parse(argv, {})
+
+
+def test_usage_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--pairs", "BTCUSD"]) == 2
+    assert "Usage error: pairs: 'BTCUSD' is not a Kraken v2 symbol" in capsys.readouterr().err
+    assert main(["--no-such-option"]) == 2
+    assert main(["--help"]) == 0
+    assert "exit codes: 0 nothing wrong" in " ".join(capsys.readouterr().out.split())
+
+
+def test_exit_codes() -> None:
+    assert exit_code({}, 0, strict=False, incomplete=False) == 0
+    assert exit_code({}, 3, strict=False, incomplete=False) == 0
+    assert exit_code({}, 3, strict=True, incomplete=False) == 1
+    assert exit_code({"duplicates": 1}, 0, strict=False, incomplete=True) == 1
+    assert exit_code({}, 0, strict=False, incomplete=True) == 2
+
+
+def test_the_report_for_people_names_each_finding_with_its_trade_ids() -> None:
+    market = Market(["BTC/USD", "ETH/USD"], seed=5)
+    market.seed_history(count_per_pair=30, span_seconds=300)
+    topic = market_topic(market)
+    btc = [i for i, r in enumerate(topic) if r.pair == "BTC/USD"]
+    eth = [i for i, r in enumerate(topic) if r.pair == "ETH/USD"]
+    hole_id, explained_id = topic[btc[5]].trade_id, topic[eth[7]].trade_id
+    corrupt = [r for i, r in enumerate(topic) if i not in (btc[5], eth[7])]
+    corrupt[btc[10]] = changed(corrupt[btc[10]], side="up")
+    corrupt.append(topic[btc[3]])
+    report = audit_report(corrupt, [gap_event("ETH/USD", explained_id, explained_id)])
+    out = io.StringIO()
+    render(report, out)
+    text = out.getvalue()
+    assert f"hole {hole_id}..{hole_id} (1 trades" in text and "UNEXPLAINED" in text
+    assert f"hole {explained_id}..{explained_id}" in text and "explained: rest_lacks" in text
+    assert f"duplicate trade_id {topic[btc[3]].trade_id}" in text
+    assert "invalid: trade_id" in text and "side" in text
+    assert text.rstrip().endswith("Exit code 1.")
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules a file imports, relative imports made absolute."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            found.add(module)
+    return found
+
+
+def test_the_audit_imports_nothing_of_the_pipeline_s_core() -> None:
+    """Its own accounting and REST reader: a shared one would hide its own faults."""
+    forbidden = ("sources.kraken", "sources.steps")
+    files = [*sorted((ROOT / "sources" / "audit").glob("*.py")), ROOT / "pipelines/audit/main.py"]
+    for path in files:
+        bad = {m for m in _imports(path) if m.startswith(forbidden)}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, sources.audit.cli, sources.audit.__init__; "
+            "print(sorted(m for m in sys.modules if m.startswith(('sources.kraken', "
+            "'sources.steps'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout
