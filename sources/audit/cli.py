@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="[%(asctime)s] [%(levelname)s] %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per REST call otherwise
+    if settings.loglevel != "DEBUG":
+        logging.getLogger("audit.librdkafka").setLevel(logging.CRITICAL)
     try:
         return run(settings, sys.stdout)
     except BrokerError as exc:
@@ -73,7 +75,7 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
     )
     with progress.task("Reading trades", "records") as update:
         stats = reader.read_trades(topic, partitions, audit, progress=update)
-    verifications = None
+    verifications, rest_usage = None, None
     if settings.verify_rest:
         rest = KrakenRest(settings.kraken_rest_url, interval=settings.rest_interval)
         try:
@@ -90,7 +92,8 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
                 )
         finally:
             rest.close()
-    report = build_report(settings, audit, stats, events, verifications)
+        rest_usage = {"calls": rest.calls, "throttled": rest.throttled}
+    report = build_report(settings, audit, stats, events, verifications, rest_usage=rest_usage)
     if settings.json:
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

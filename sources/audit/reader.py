@@ -40,6 +40,9 @@ from .explain import GapEvents
 __all__ = ["BrokerError", "ReadStats", "TopicReader", "broker_config"]
 
 logger = logging.getLogger(__name__)
+# librdkafka's own lines (a refused connection, again and again): shown with loglevel DEBUG
+# only; what they mean is said once, by the audit, as an error that names the broker.
+_LIBRDKAFKA = logging.getLogger("audit.librdkafka")
 
 BATCH = 10_000  # records per consume() call
 POLL = 0.2  # seconds one consume() call waits at most
@@ -134,7 +137,8 @@ class TopicReader:
 
     def _consumer(self) -> Consumer:
         group = f"kraken-audit-{uuid.uuid4().hex[:10]}"  # never joined, never committed
-        return Consumer({**self.config, **CONSUMER_CONFIG, "group.id": group})
+        config = {**self.config, **CONSUMER_CONFIG, "group.id": group}
+        return Consumer(config, logger=_LIBRDKAFKA)
 
     def partitions(self, topic: str) -> list[int] | None:
         """The topic's partitions; None when it does not exist.
@@ -145,7 +149,9 @@ class TopicReader:
         try:
             metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
         except KafkaException as exc:
-            raise BrokerError(f"no answer from the broker ({exc.args[0]})") from None
+            error = exc.args[0]
+            detail = error.str() if isinstance(error, KafkaError) else str(error)
+            raise BrokerError(f"no answer within {METADATA_TIMEOUT:g} s ({detail})") from None
         finally:
             consumer.close()
         found = metadata.topics.get(topic)

@@ -43,6 +43,12 @@ def render(report: dict[str, Any], stream: TextIO, *, details: int = 20) -> None
         f"{read['seconds']:.1f} s ({read['records_per_second']:,}/s; start: {read['start']}; "
         f"ended: {read['ended']}); {read['gap_events']} gap events"
     )
+    if report["rest_usage"]:
+        usage = report["rest_usage"]
+        console.print(
+            f"Asked Kraken's REST API {usage['calls']:,} times ({usage['throttled']} answered "
+            "too many requests, and were asked again after a backoff)"
+        )
     if report["pairs"]:
         console.print(_table(report))
     for pair in report["pairs"]:

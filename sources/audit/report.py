@@ -53,6 +53,7 @@ def build_report(
     events: GapEvents,
     verifications: dict[str, PairVerification] | None = None,
     *,
+    rest_usage: dict[str, int] | None = None,
     notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything found, per pair and in total; `summary.exit_code` says how it ends."""
@@ -101,6 +102,7 @@ def build_report(
         "invalid_gap_events": _listed(events.invalid),
         "verify_rest": settings.verify_rest,
         "verify_errors": verify_errors,
+        "rest_usage": rest_usage,
         "notes": notes or [],
         "summary": {
             "status": _status(problems, explained, bool(verify_errors)),

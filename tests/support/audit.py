@@ -188,3 +188,33 @@ def pair_report(report: dict[str, Any], pair: str) -> dict[str, Any]:
 def changed(record: Written, **fields: Any) -> Written:
     """A copy of `record` with some of its value's fields changed."""
     return replace(record, value={**record.value, **fields})
+
+
+def found(report: dict[str, Any]) -> dict[str, set]:
+    """Every finding of a report, as sets of tuples with trade_ids: `holes` (pair, first,
+    last, explained), `duplicates` (pair, id), `late` (pair, first, last, after), `time`,
+    `key`, `invalid` and `undetermined` (pair, id)."""
+    kinds: dict[str, set] = {
+        k: set() for k in ("holes", "duplicates", "late", "time", "key", "invalid", "undetermined")
+    }
+    for pair in report["pairs"]:
+        name = pair["pair"]
+        kinds["holes"] |= {
+            (name, h["first_trade_id"], h["last_trade_id"], h["explained"]) for h in pair["holes"]
+        }
+        for dup in pair["duplicates"]:
+            kinds["duplicates"] |= {(name, i) for i in range(dup["first_id"], dup["last_id"] + 1)}
+        kinds["late"] |= {
+            (name, r["first_id"], r["last_id"], r["after_id"]) for r in pair["out_of_order"]
+        }
+        kinds["undetermined"] |= {(name, r["first_id"]) for r in pair["undetermined"]}
+        kinds["time"] |= {(name, t["trade_id"]) for t in pair["time_mismatches"]}
+        kinds["key"] |= {(name, k["trade_id"]) for k in pair["key_mismatches"]}
+        kinds["invalid"] |= {(name, i["trade_id"]) for i in pair["invalid"]}
+    return kinds
+
+
+def only(**expected: set) -> dict[str, set]:
+    """`found`'s answer for a report with these findings and no other."""
+    nothing = {k: set() for k in ("holes", "duplicates", "late", "time", "key", "invalid")}
+    return {**nothing, "undetermined": set(), **expected}

@@ -9,8 +9,6 @@ same to a topic the pipeline really wrote.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +17,10 @@ from tests.support.audit import (
     Written,
     audit_report,
     changed,
+    found,
     gap_event,
     market_topic,
+    only,
     pair_report,
 )
 
@@ -30,33 +30,6 @@ _MARKET.seed_history(count_per_pair=40, span_seconds=400)
 CLEAN = market_topic(_MARKET)
 STRINGS = market_topic(_MARKET, decimal_strings=True)
 TOPICS = st.sampled_from([CLEAN, STRINGS])
-
-
-def found(report: dict[str, Any]) -> dict[str, set]:
-    """Every finding of a report, as sets of tuples with trade_ids."""
-    kinds: dict[str, set] = {
-        k: set() for k in ("holes", "duplicates", "late", "time", "key", "invalid", "undetermined")
-    }
-    for pair in report["pairs"]:
-        name = pair["pair"]
-        kinds["holes"] |= {
-            (name, h["first_trade_id"], h["last_trade_id"], h["explained"]) for h in pair["holes"]
-        }
-        for run in pair["duplicates"]:
-            kinds["duplicates"] |= {(name, i) for i in range(run["first_id"], run["last_id"] + 1)}
-        kinds["late"] |= {
-            (name, r["first_id"], r["last_id"], r["after_id"]) for r in pair["out_of_order"]
-        }
-        kinds["undetermined"] |= {(name, r["first_id"]) for r in pair["undetermined"]}
-        kinds["time"] |= {(name, t["trade_id"]) for t in pair["time_mismatches"]}
-        kinds["key"] |= {(name, k["trade_id"]) for k in pair["key_mismatches"]}
-        kinds["invalid"] |= {(name, i["trade_id"]) for i in pair["invalid"]}
-    return kinds
-
-
-def only(**expected: set) -> dict[str, set]:
-    nothing = {k: set() for k in ("holes", "duplicates", "late", "time", "key", "invalid")}
-    return {**nothing, "undetermined": set(), **expected}
 
 
 def positions(topic: list[Written], pair: str) -> list[int]:

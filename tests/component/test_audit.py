@@ -1,0 +1,235 @@
+"""The audit against the test broker and the Kraken simulator's REST API.
+
+Topics here are written by the test (as the pipeline writes them, see tests/support/audit.py);
+`tests/e2e/test_audit_e2e.py` audits topics the pipeline and the bench's direct loop wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from simulator import KrakenSimulator, Market
+from tests.support.audit import (
+    Written,
+    audit_topic,
+    changed,
+    gap_event,
+    market_topic,
+    pair_report,
+    write_gaps,
+    write_topic,
+)
+from tests.support.kafka import unique
+
+ROOT = Path(__file__).resolve().parents[2]
+PAIRS = ("BTC/USD", "ETH/USD")
+FAST_REST = ("--rest-interval", "0.02")  # the simulator has no budget to keep
+
+
+@pytest.fixture
+def market() -> Market:
+    market = Market(PAIRS, seed=17)
+    market.seed_history(count_per_pair=2500, span_seconds=2500)  # 3 REST pages per pair
+    return market
+
+
+@pytest.fixture
+def kraken(market: Market) -> Iterator[KrakenSimulator]:
+    with KrakenSimulator(market, rate=0) as sim:
+        yield sim
+
+
+def ids_at(topic: list[Written], pair: str) -> list[int]:
+    return [i for i, r in enumerate(topic) if r.pair == pair]
+
+
+def test_the_command_reports_a_clean_topic_and_exits_0(broker: str, market: Market) -> None:
+    topic = unique("trades")
+    write_topic(broker, topic, market_topic(market))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sources.audit",
+            "--broker",
+            broker,
+            "--topic",
+            topic,
+            "--gaps",
+            unique("no-gaps"),
+            "--json",
+            "--idle-timeout",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = orjson.loads(result.stdout)
+    assert report["summary"]["status"] == "clean" and report["gaps_topic"] is None
+    assert report["read"]["records"] == 5000 and report["read"]["ended"] == "end of partitions"
+    for pair in PAIRS:
+        history = [t.trade_id for t in market.history(pair)]
+        summary = pair_report(report, pair)
+        assert summary["trades"] == len(history)
+        assert (summary["first_trade_id"], summary["last_trade_id"]) == (history[0], history[-1])
+
+
+def test_verify_rest_finds_a_changed_price_and_tells_real_losses_from_what_kraken_lacks(
+    broker: str, market: Market, kraken: KrakenSimulator
+) -> None:
+    clean = market_topic(market)
+    btc = ids_at(clean, "BTC/USD")
+    served = [clean[i].trade_id for i in btc[1200:1203]]  # removed; Kraken still has them
+    lacking = [clean[i].trade_id for i in btc[2000:2005]]  # removed; Kraken lacks them too
+    kraken.withhold_rest("BTC/USD", lacking[0], lacking[-1])
+    gone = {*btc[1200:1203], *btc[2000:2005]}
+    copy = [r for i, r in enumerate(clean) if i not in gone]
+    price_at = btc[700]
+    copy[price_at] = changed(copy[price_at], price=copy[price_at].value["price"] + 0.5)
+    topic, gaps = unique("trades"), unique("gaps")
+    write_topic(broker, topic, copy)
+    write_gaps(broker, gaps, [gap_event("BTC/USD", lacking[0], lacking[-1])])
+
+    code, report = audit_topic(
+        "--broker",
+        broker,
+        "--topic",
+        topic,
+        "--gaps",
+        gaps,
+        "--verify-rest",
+        "--kraken-rest-url",
+        kraken.rest_url,
+        *FAST_REST,
+    )
+    assert code == 1
+    btc_report = pair_report(report, "BTC/USD")
+    assert [(m["trade_id"], m["field"]) for m in btc_report["rest"]["mismatches"]] == [
+        (copy[price_at].trade_id, "price")
+    ]
+    holes = {(h["first_trade_id"], h["explained"], h["rest_served"]) for h in btc_report["holes"]}
+    assert holes == {(served[0], False, 3), (lacking[0], True, 0)}
+    assert btc_report["rest"]["compared"] == 2500 - 8 and not btc_report["rest"]["not_served"]
+    eth = pair_report(report, "ETH/USD")
+    assert eth["status"] == "clean" and eth["rest"]["compared"] == 2500
+    assert not eth["rest"]["mismatches"]
+
+
+def test_decimal_strings_are_compared_as_kraken_s_text(
+    broker: str, market: Market, kraken: KrakenSimulator
+) -> None:
+    clean = market_topic(market, decimal_strings=True)
+    topic = unique("trades")
+    write_topic(broker, topic, clean)
+    options = (
+        "--broker",
+        broker,
+        "--topic",
+        topic,
+        "--verify-rest",
+        *FAST_REST,
+        "--kraken-rest-url",
+        kraken.rest_url,
+        "--pairs",
+        "ETH/*",
+    )
+    code, report = audit_topic(*options)
+    assert code == 0, report["summary"]
+    [eth] = report["pairs"]
+    assert eth["value_mode"] == "decimal_strings" and eth["rest"]["compared"] == 2500
+
+    at = ids_at(clean, "ETH/USD")[100]
+    volume = clean[at].value["volume"]
+    copy = list(clean)
+    copy[at] = changed(clean[at], volume=volume + "1")  # one more decimal: another number
+    topic = unique("trades")
+    write_topic(broker, topic, copy)
+    code, report = audit_topic(*options[:3], topic, *options[4:])
+    assert code == 1
+    [mismatch] = pair_report(report, "ETH/USD")["rest"]["mismatches"]
+    assert (mismatch["trade_id"], mismatch["field"], mismatch["topic"]) == (
+        clean[at].trade_id,
+        "volume",
+        volume + "1",
+    )
+
+
+def test_throttling_is_honoured_and_the_verification_completes(
+    broker: str, market: Market, kraken: KrakenSimulator
+) -> None:
+    topic = unique("trades")
+    write_topic(broker, topic, market_topic(market))
+    kraken.throttle_rest(3)  # "EGeneral:Too many requests", as HTTP 200
+    code, report = audit_topic(
+        "--broker",
+        broker,
+        "--topic",
+        topic,
+        "--verify-rest",
+        *FAST_REST,
+        "--kraken-rest-url",
+        kraken.rest_url,
+    )
+    assert code == 0, report["summary"]
+    assert report["rest_usage"]["throttled"] == 3
+    assert all(p["rest"]["compared"] == 2500 for p in report["pairs"])
+
+
+def test_a_window_reads_only_its_trades_even_where_the_broker_cannot_look_up_times(
+    broker: str, market: Market
+) -> None:
+    clean = market_topic(market)
+    topic = unique("trades")
+    write_topic(broker, topic, clean)
+    btc = [clean[i] for i in ids_at(clean, "BTC/USD")]
+    since, until = btc[1000].value["timestamp"], btc[1499].value["timestamp"]
+    code, report = audit_topic(
+        "--broker", broker, "--topic", topic, "--since", since, "--until", until
+    )
+    assert code == 0
+    summary = pair_report(report, "BTC/USD")
+    assert (summary["first_trade_id"], summary["last_trade_id"], summary["trades"]) == (
+        btc[1000].trade_id,
+        btc[1499].trade_id,
+        500,
+    )
+    assert report["read"]["start"] in (
+        "offsets_for_times",
+        "beginning (the broker cannot look up times)",
+    )
+
+
+def test_explained_holes_pass_and_fail_only_with_strict(broker: str, market: Market) -> None:
+    clean = market_topic(market)
+    eth = ids_at(clean, "ETH/USD")
+    first, last = clean[eth[10]].trade_id, clean[eth[14]].trade_id
+    topic, gaps = unique("trades"), unique("gaps")
+    write_topic(broker, topic, [r for i, r in enumerate(clean) if i not in set(eth[10:15])])
+    write_gaps(broker, gaps, [gap_event("ETH/USD", first, last, "max_gap")])
+    options = ("--broker", broker, "--topic", topic, "--gaps", gaps)
+    code, report = audit_topic(*options)
+    assert code == 0 and report["summary"]["status"] == "explained"
+    [hole] = pair_report(report, "ETH/USD")["holes"]
+    assert (hole["first_trade_id"], hole["last_trade_id"], hole["reasons"]) == (
+        first,
+        last,
+        ["max_gap"],
+    )
+    assert audit_topic(*options, "--strict")[0] == 1
+
+
+def test_a_topic_that_does_not_exist_exits_2(broker: str) -> None:
+    from sources.audit.cli import main
+
+    assert main(["--broker", broker, "--topic", unique("nothing"), "--idle-timeout", "1"]) == 2
