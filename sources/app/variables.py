@@ -201,6 +201,11 @@ AUDIT: tuple[Variable, ...] = (
     Variable("strict", "false", "true: explained holes (with a gap event) fail the audit too"),
     Variable("json", "false", "true: print the report as JSON instead of tables"),
     Variable("max_findings", "1000", "Most findings listed per pair and kind (all are counted)"),
+    Variable(
+        "workers",
+        "auto",
+        "Processes reading the partitions: a number, or auto (one a CPU, at most one a partition)",
+    ),
     LOGLEVEL,
     BROKER_ADDRESS,
 )

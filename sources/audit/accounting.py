@@ -25,7 +25,18 @@ import orjson
 from .findings import Findings, Invalid, KeyMismatch, TimeMismatch
 from .ledger import MAX_OPEN_HOLES, SequenceLedger
 from .pairs import PairSelection
-from .schema import TradeSchema, plain_fields, timestamp_ms_of, valid_pair
+from .schema import (
+    DIGITS_Z,
+    ENUMS,
+    FIELDS,
+    POINT_MILLIS,
+    SECONDS,
+    TradeSchema,
+    _positive,
+    timestamp_ms_of,
+    timestamp_text_ms,
+    valid_pair,
+)
 
 __all__ = ["PairAudit", "RecordMessage", "TopicAudit"]
 
@@ -74,15 +85,15 @@ class RecordMessage:
         return self._offset
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PairAudit:
     """Everything the audit learned about one pair.
 
     :param partition: where its first record was (its home); `first_offset`/`last_offset`:
         the first and last of its records in the window there (for `--verify-rest`).
     :param elsewhere: its records found on other partitions (a wrong key sends them there).
-    :param strings: records with `price` as a decimal string (`decimal_strings`); `numbers`:
-        as a JSON number.
+    :param strings: valid records with `price` as a decimal string (`decimal_strings`); the
+        other valid ones have it as a JSON number.
     """
 
     pair: str
@@ -95,7 +106,6 @@ class PairAudit:
     records: int = 0
     elsewhere: int = 0
     strings: int = 0
-    numbers: int = 0
     ledger: SequenceLedger | None = None
     invalid: Findings[Invalid] = field(init=False)
     times: Findings[TimeMismatch] = field(init=False)
@@ -106,6 +116,26 @@ class PairAudit:
         self.times = Findings(self.max_findings)
         self.keys = Findings(self.max_findings)
 
+    def merge(self, other: PairAudit) -> None:
+        """Take in what another reader learned of the same pair (other partitions). The
+        partition with more of its records stays its home."""
+        if other.records - other.elsewhere > self.records - self.elsewhere:
+            self.partition, self.first_offset = other.partition, other.first_offset
+            self.last_offset = other.last_offset
+            self.elsewhere = self.records + other.elsewhere
+        else:
+            self.elsewhere += other.records
+        self.records += other.records
+        self.strings += other.strings
+        self.invalid.extend(other.invalid)
+        self.times.extend(other.times)
+        self.keys.extend(other.keys)
+        if other.ledger is not None:
+            if self.ledger is None:
+                self.ledger = other.ledger
+            else:
+                self.ledger.merge(other.ledger)
+
 
 class TopicAudit:
     """The accounting of one read of a trades topic.
@@ -114,6 +144,8 @@ class TopicAudit:
     :param since_ms: first trade time audited (inclusive), None: no bound; `until_ms` the last.
     :param max_findings: most findings of each kind kept per pair (all are counted).
     :param max_open_holes: see `SequenceLedger`.
+    :param track_offsets: keep each pair's first and last offset on its partition (what
+        `--verify-rest` reads again); off, the hot path skips two calls per record.
     """
 
     def __init__(
@@ -124,8 +156,10 @@ class TopicAudit:
         *,
         max_findings: int = 1000,
         max_open_holes: int = MAX_OPEN_HOLES,
+        track_offsets: bool = True,
     ) -> None:
         self.selection = pairs
+        self.track_offsets = track_offsets
         self.since_ms = since_ms
         self.until_ms = until_ms
         self.max_findings = max_findings
@@ -145,82 +179,115 @@ class TopicAudit:
         """One record (see `RecordMessage` for the fields)."""
         self.add_batch([RecordMessage(value, **fields)])
 
+    def blank(self) -> TopicAudit:
+        """An empty audit of the same selection and window (for another reader)."""
+        return TopicAudit(
+            self.selection,
+            self.since_ms,
+            self.until_ms,
+            max_findings=self.max_findings,
+            max_open_holes=self.max_open_holes,
+            track_offsets=self.track_offsets,
+        )
+
+    def merge(self, other: TopicAudit) -> None:
+        """Take in the audit another reader made of other partitions of the same topic."""
+        self.read += other.read
+        self.before += other.before
+        self.after += other.after
+        self.other_pairs += other.other_pairs
+        self.unpaired.extend(other.unpaired)
+        self.done_partitions |= other.done_partitions
+        for pair, theirs in other.pairs.items():
+            mine = self.pairs.get(pair)
+            if mine is None:
+                self.pairs[pair] = theirs
+                self._selected[pair] = theirs
+            else:
+                mine.merge(theirs)
+
     def add_batch(self, messages: list[Any]) -> list[Any]:
         """Account for a batch of consumed messages; returns those that carry an error
-        (end of partition and the like), for the reader to handle."""
-        loads = orjson.loads
+        (end of partition and the like), for the reader to handle.
+
+        The loop is the fast path, for the usual record of a pair seen before: its checks
+        are `schema.plain_fields`', inline (a call costs more than the checks here). Any
+        other message takes `_slow`, which asks the JSON Schema validator;
+        tests/unit/test_audit_schema.py holds both to the validator.
+        """
+        loads, fields, enums, heads = orjson.loads, FIELDS, ENUMS, SECONDS.get
+        point_millis, digits_z = POINT_MILLIS.get, DIGITS_Z
         since = _FIRST_MS if self.since_ms is None else self.since_ms
         until = _LAST_MS if self.until_ms is None else self.until_ms
-        selected = self._selected
-        errors = []
-        read = 0
+        selected, track, slow = self._selected, self.track_offsets, self._slow
+        errors: list[Any] = []
         for message in messages:
-            if message.error() is not None:
-                errors.append(message)
-                continue
-            read += 1
             try:
                 record = loads(message.value())
-            except (orjson.JSONDecodeError, TypeError):
-                self._unpaired(message, "not JSON")
+                pair, price, volume, trade_id, millis, side, order_type, origin, text = fields(
+                    record
+                )
+                audit = selected[pair]  # KeyError: a pair seen for the first time
+            except (orjson.JSONDecodeError, TypeError, KeyError):
+                slow(message, errors)  # not JSON, not an object, a field missing, an error
                 continue
-            if type(record) is not dict:
-                self._unpaired(message, f"not a JSON object: {type(record).__name__}")
+            if type(millis) is not int:
+                slow(message, errors)
                 continue
-            pair = record.get("pair")
-            kafka_ms = message.timestamp()[1]
-            millis = record.get("timestamp_ms")
-            when = millis if type(millis) is int else kafka_ms
-            if when < since:
+            if millis < since:
                 self.before += 1
                 continue
-            if when > until:
+            if millis > until:
                 self._past_until(pair, message.partition())
                 continue
-            if type(pair) is not str:
-                self._unpaired(message, *self._schema.errors(record))
-                continue
-            audit = selected.get(pair, _NOT_SEEN)
-            if audit is _NOT_SEEN:
-                audit = self._select(pair, message)
             if audit is None:
                 self.other_pairs += 1
                 continue
             audit.records += 1
-            text_ms = plain_fields(record) if audit.valid else None
-            if text_ms is not None:
-                trade_id = record["trade_id"]
-                if type(record["price"]) is str:
-                    audit.strings += 1
-                else:
-                    audit.numbers += 1
-                if message.key() != audit.key:
-                    audit.keys.add(_key_mismatch(trade_id, message))
-                if kafka_ms != millis or text_ms != millis:
-                    audit.times.add(_time_mismatch(trade_id, record, message))
-            else:
+            try:
+                plain = (
+                    audit.valid
+                    and ((type(price) is float and price > 0) or _positive(price))
+                    and ((type(volume) is float and volume > 0) or _positive(volume))
+                    and type(trade_id) is int
+                    and trade_id >= 0
+                    and (side, order_type, origin) in enums
+                    and type(text) is str
+                    and len(text) == 27
+                )
+            except TypeError:  # a list or an object where a string belongs
+                plain = False
+            text_ms = None
+            if plain:
+                part = point_millis(text[19:23])  # ".708" of "...T07:49:37.708706Z"
+                if part is not None and text[23:] in digits_z:
+                    seconds = heads(text[:19])
+                    text_ms = timestamp_text_ms(text) if seconds is None else seconds * 1000 + part
+            if text_ms is None:
                 trade_id = self._checked(audit, record, message)
                 if trade_id is None:
                     continue
-            partition = message.partition()
-            if partition == audit.partition:
-                audit.last_offset = message.offset()
             else:
-                audit.elsewhere += 1
+                if type(price) is str:
+                    audit.strings += 1
+                if message.key() != audit.key:
+                    audit.keys.add(_key_mismatch(trade_id, message))
+                if text_ms != millis or message.timestamp()[1] != millis:
+                    audit.times.add(_time_mismatch(trade_id, record, message))
+            if track:
+                if message.partition() == audit.partition:
+                    audit.last_offset = message.offset()
+                else:
+                    audit.elsewhere += 1
             ledger = audit.ledger
             if ledger is None:
-                audit.ledger = SequenceLedger(
-                    trade_id,
-                    when,
-                    max_findings=self.max_findings,
-                    max_open_holes=self.max_open_holes,
-                )
+                self._first(audit, trade_id, millis)
             elif trade_id == ledger.high + 1:
                 ledger.high = trade_id
-                ledger.high_ms = when
+                ledger.high_ms = millis
             else:
-                ledger.add(trade_id, when, partition, message.offset())
-        self.read += read
+                ledger.add(trade_id, millis, message.partition(), message.offset())
+        self.read += len(messages) - len(errors)
         return errors
 
     def absent(self) -> list[str]:
@@ -228,6 +295,55 @@ class TopicAudit:
         return self.selection.absent({p for p, a in self.pairs.items() if a.records})
 
     # --- the slow paths -------------------------------------------------------------------
+
+    def _slow(self, message: Any, errors: list[Any]) -> None:
+        """A message the fast path does not take, every case checked one by one."""
+        try:
+            record = orjson.loads(message.value())
+        except (orjson.JSONDecodeError, TypeError):
+            record = None
+        if type(record) is not dict:
+            if message.error() is not None:
+                errors.append(message)
+            else:
+                self._unpaired(message, "not a JSON object")
+            return
+        pair = record.get("pair")
+        millis = record.get("timestamp_ms")
+        when = millis if type(millis) is int else message.timestamp()[1]
+        if self.since_ms is not None and when < self.since_ms:
+            self.before += 1
+            return
+        if self.until_ms is not None and when > self.until_ms:
+            self._past_until(pair, message.partition())
+            return
+        if type(pair) is not str:
+            self._unpaired(message, *self._schema.errors(record))
+            return
+        audit = self._selected.get(pair, _NOT_SEEN)
+        if audit is _NOT_SEEN:
+            audit = self._select(pair, message)
+        if audit is None:
+            self.other_pairs += 1
+            return
+        audit.records += 1
+        trade_id = self._checked(audit, record, message)
+        if trade_id is None:
+            return
+        if self.track_offsets:
+            if message.partition() == audit.partition:
+                audit.last_offset = message.offset()
+            else:
+                audit.elsewhere += 1
+        if audit.ledger is None:
+            self._first(audit, trade_id, when)
+        else:
+            audit.ledger.add(trade_id, when, message.partition(), message.offset())
+
+    def _first(self, audit: PairAudit, trade_id: int, millis: int) -> None:
+        audit.ledger = SequenceLedger(
+            trade_id, millis, max_findings=self.max_findings, max_open_holes=self.max_open_holes
+        )
 
     def _select(self, pair: str, message: Any) -> PairAudit | None:
         """The audit of a pair seen for the first time, or None when it is not audited."""
@@ -265,8 +381,6 @@ class TopicAudit:
             return trade_id if usable else None
         if type(record["price"]) is str:
             audit.strings += 1
-        else:
-            audit.numbers += 1
         if message.key() != audit.key:
             audit.keys.add(_key_mismatch(trade_id, message))
         millis = record["timestamp_ms"]

@@ -17,6 +17,7 @@ import orjson
 
 from .accounting import TopicAudit
 from .explain import GapEvents
+from .parallel import available_cpus, read_in_parallel, share_out
 from .progress import Progress
 from .reader import BrokerError, TopicReader, broker_config
 from .render import render
@@ -68,13 +69,27 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
         raise BrokerError(f"topic {settings.input!r} does not exist (input)")
     events = _gap_events(reader, topic_id(settings.gaps_input), settings.max_findings)
     audit = TopicAudit(
-        settings.pairs, settings.since_ms, settings.until_ms, max_findings=settings.max_findings
+        settings.pairs,
+        settings.since_ms,
+        settings.until_ms,
+        max_findings=settings.max_findings,
+        track_offsets=settings.verify_rest,
     )
+    groups = share_out(partitions, settings.workers or available_cpus())
     logger.info(
-        "Reading %s (%d partitions) from %s", topic, len(partitions), settings.broker_address
+        "Reading %s (%d partitions, %d reader processes) from %s",
+        topic,
+        len(partitions),
+        len(groups),
+        settings.broker_address,
     )
     with progress.task("Reading trades", "records") as update:
-        stats = reader.read_trades(topic, partitions, audit, progress=update)
+        if len(groups) == 1:
+            stats = reader.read_trades(topic, partitions, audit, progress=update)
+        else:
+            stats = read_in_parallel(
+                reader, topic, groups, audit, loglevel=settings.loglevel, progress=update
+            )
     verifications, rest_usage = None, None
     if settings.verify_rest:
         rest = KrakenRest(settings.kraken_rest_url, interval=settings.rest_interval)

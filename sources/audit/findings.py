@@ -38,6 +38,11 @@ class Findings(Generic[T]):
         if len(self.items) < self.limit:
             self.items.append(item)
 
+    def extend(self, other: Findings[T]) -> None:
+        """Add another list's findings (all counted, kept up to `limit`)."""
+        self.total += other.total
+        self.items.extend(other.items[: max(0, self.limit - len(self.items))])
+
     @property
     def truncated(self) -> bool:
         return self.total > len(self.items)

@@ -19,6 +19,7 @@ thousands of holes, never gets there.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_right
 
 from .findings import Findings, Hole, Run
@@ -120,6 +121,45 @@ class SequenceLedger:
         """Every hole, the closed ones first, each in trade_id order."""
         return [*self.closed, *self._open]
 
+    def merge(self, other: SequenceLedger) -> None:
+        """Take in the ledger of the same pair's records read elsewhere (another partition,
+        by another reader): its ids join these, an id both saw is a duplicate, a hole is
+        what neither saw. Their relative order is unknown, so no id of one is out of order
+        against the other; each keeps its own order findings."""
+        mine, theirs = self._seen(), other._seen()
+        both = _intersection(mine, theirs)
+        known = [*self.holes(), *other.holes()]
+        if other.low < self.low:
+            self.low, self.low_ms = other.low, other.low_ms
+        if other.high > self.high:
+            self.high, self.high_ms = other.high, other.high_ms
+        holes = [_hole_within(first, last, known) for first, last in _gaps(_union(mine, theirs))]
+        self.closed = []
+        self._open = holes
+        self._starts = [h.first_id for h in holes]
+        self._ends = [h.last_id for h in holes]
+        self._forgotten_to = max(self._forgotten_to, other._forgotten_to)
+        for first, last in both:
+            self.duplicates.add(Run(first, last, -1, -1))
+            self.duplicate_records += last - first + 1
+        self.duplicates.extend(other.duplicates)
+        self.duplicate_records += other.duplicate_records
+        self.late.extend(other.late)
+        self.late_records += other.late_records
+        self.undetermined.extend(other.undetermined)
+        self.undetermined_records += other.undetermined_records
+
+    def _seen(self) -> list[tuple[int, int]]:
+        """The ids this ledger saw, as sorted intervals: `low..high` minus the holes."""
+        seen, start = [], self.low
+        for hole in sorted(self.holes(), key=lambda h: h.first_id):
+            if hole.first_id > start:
+                seen.append((start, hole.first_id - 1))
+            start = hole.last_id + 1
+        if start <= self.high:
+            seen.append((start, self.high))
+        return seen
+
     @property
     def open_holes(self) -> int:
         return len(self._starts)
@@ -169,3 +209,38 @@ class SequenceLedger:
         run = Run(trade_id, trade_id, partition, offset, after_id)
         findings.add(run)
         return run
+
+
+def _union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted([*a, *b]):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _intersection(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    found, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        first, last = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if first <= last:
+            found.append((first, last))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return found
+
+
+def _gaps(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(intervals)]
+
+
+def _hole_within(first: int, last: int, known: list[Hole]) -> Hole:
+    """A hole of merged ledgers, with the times around it from a hole that holds it."""
+    for hole in known:
+        if hole.first_id <= first and last <= hole.last_id:
+            return Hole(first, last, hole.previous_ms, hole.next_ms)
+    return Hole(first, last, None, None)

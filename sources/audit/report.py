@@ -152,8 +152,9 @@ def _pair(audit: PairAudit, events: GapEvents, verification: PairVerification | 
     }
     unmatched = events.unmatched(audit.pair, ledger.low, ledger.high, holes) if ledger else []
     notes = []
-    if audit.strings and audit.numbers:
-        notes.append(f"mixed value modes: {audit.strings} decimal strings, {audit.numbers} numbers")
+    numbers = audit.records - audit.invalid.total - audit.strings
+    if audit.strings and numbers:
+        notes.append(f"mixed value modes: {audit.strings} decimal strings, {numbers} numbers")
     if unmatched:
         ranges = ", ".join(f"{e.first_id}..{e.last_id} ({e.reason})" for e in unmatched[:20])
         notes.append(f"gap events for trade_ids the topic holds: {ranges}")
@@ -229,8 +230,9 @@ def _listed(findings: Findings) -> list[dict[str, Any]]:
 
 
 def _mode(audit: PairAudit) -> str:
-    if audit.strings and audit.numbers:
+    numbers = audit.records - audit.invalid.total - audit.strings
+    if audit.strings and numbers:
         return "mixed"
     if audit.strings:
         return "decimal_strings"
-    return "numbers" if audit.numbers else "unknown"
+    return "numbers" if numbers else "unknown"

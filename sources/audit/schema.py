@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from functools import cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,29 @@ __all__ = [
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 MAX_ERRORS = 3  # messages kept per invalid record
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]*[1-9])?")
-_SIDES = frozenset({"buy", "sell"})
-_ORDER_TYPES = frozenset({"market", "limit"})
-_ORIGINS = frozenset({"ws", "rest"})
-_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds, a small cache
-_SECONDS_CACHE = 4096
-_THREE_DIGITS = {f"{n:03d}": n for n in range(1000)}
+# the fields of a trade record, in one call (KeyError when one is missing)
+FIELDS = itemgetter(
+    "pair",
+    "price",
+    "volume",
+    "trade_id",
+    "timestamp_ms",
+    "side",
+    "order_type",
+    "origin",
+    "timestamp",
+)
+# (side, order_type, origin): every valid combination, tested in one look-up
+ENUMS = frozenset(
+    (side, order_type, origin)
+    for side in ("buy", "sell")
+    for order_type in ("market", "limit")
+    for origin in ("ws", "rest")
+)
+SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds, a small cache
+SECONDS_CACHE = 4096
+POINT_MILLIS = {f".{n:03d}": n for n in range(1000)}  # ".708" -> 708
+DIGITS_Z = frozenset(f"{n:03d}Z" for n in range(1000))  # "706Z"
 _EPOCH = 719163  # date(1970, 1, 1).toordinal()
 _EPOCH_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -67,10 +85,8 @@ def gap_errors(value: Any) -> list[str]:
 
 
 class TradeSchema:
-    """trade.v1, the validator built once."""
-
-    def __init__(self) -> None:
-        self._validator = _validator("trade.v1")
+    """trade.v1, the validator built once (per process; the object itself holds nothing, so
+    that an audit travels between processes)."""
 
     def errors(self, record: Any) -> list[str]:
         """Why `record` does not validate (at most a few messages); empty when it does."""
@@ -99,22 +115,19 @@ def plain_trade(record: Any) -> int | None:
 def plain_fields(record: dict) -> int | None:
     """`plain_trade` of a record whose `pair` is known to be valid (the audit checks each
     pair once): every other field, the timestamp's time in ms or None."""
-    get = record.get
-    price, volume, trade_id = get("price"), get("volume"), get("trade_id")
     try:
+        _, price, volume, trade_id, millis, side, order_type, origin, text = FIELDS(record)
         plain = (
             ((type(price) is float and price > 0) or _positive(price))
             and ((type(volume) is float and volume > 0) or _positive(volume))
             and type(trade_id) is int
             and trade_id >= 0
-            and type(get("timestamp_ms")) is int
-            and get("side") in _SIDES
-            and get("order_type") in _ORDER_TYPES
-            and get("origin") in _ORIGINS
+            and type(millis) is int
+            and (side, order_type, origin) in ENUMS
         )
-    except TypeError:  # a list or an object where a string belongs: not hashable
+    except (KeyError, TypeError):  # a field missing; a list where a string belongs
         return None
-    return timestamp_text_ms(get("timestamp")) if plain else None
+    return timestamp_text_ms(text) if plain else None
 
 
 def _positive(value: Any) -> bool:
@@ -127,20 +140,20 @@ def _positive(value: Any) -> bool:
 def timestamp_text_ms(text: Any) -> int | None:
     """`2023-09-25T07:49:37.708706Z` (the pipeline's form: UTC, 6 decimals) -> epoch ms,
     truncated; None for any other form (the schema may still accept it)."""
-    if type(text) is not str or len(text) != 27 or text[26] != "Z" or text[19] != ".":
+    if type(text) is not str or len(text) != 27:
         return None
-    millis = _THREE_DIGITS.get(text[20:23])
-    if millis is None or text[23:26] not in _THREE_DIGITS:
+    millis = POINT_MILLIS.get(text[19:23])  # ".708"
+    if millis is None or text[23:] not in DIGITS_Z:  # "706Z"
         return None
     head = text[:19]
-    seconds = _SECONDS.get(head)
+    seconds = SECONDS.get(head)
     if seconds is None:
         seconds = _head_seconds(head)
         if seconds is None:
             return None
-        if len(_SECONDS) >= _SECONDS_CACHE:
-            _SECONDS.clear()
-        _SECONDS[head] = seconds
+        if len(SECONDS) >= SECONDS_CACHE:
+            SECONDS.clear()
+        SECONDS[head] = seconds
     return seconds * 1000 + millis
 
 

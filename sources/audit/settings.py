@@ -41,6 +41,7 @@ METAVARS = {
     "rest_interval": "SECONDS",
     "idle_timeout": "SECONDS",
     "max_findings": "N",
+    "workers": "N",
     "loglevel": "LEVEL",
     BROKER_VARIABLE: "HOST:PORT",
 }
@@ -101,6 +102,7 @@ class AuditSettings:
 
     :param since_ms: first trade time audited (epoch ms, inclusive); None: the topic's start.
     :param until_ms: last trade time audited (inclusive); None: the topic's end.
+    :param workers: processes reading the partitions; None: one per CPU available.
     """
 
     broker_address: str = "localhost:19092"
@@ -116,6 +118,7 @@ class AuditSettings:
     strict: bool = False
     json: bool = False
     max_findings: int = 1000
+    workers: int | None = None  # None: auto
     loglevel: str = "INFO"
 
     @classmethod
@@ -168,6 +171,9 @@ class AuditSettings:
             rest_interval=_number(text["rest_interval"], "rest_interval"),
             idle_timeout=_number(text["idle_timeout"], "idle_timeout"),
             max_findings=int(_number(text["max_findings"], "max_findings", integer=True)),
+            workers=None
+            if text["workers"].strip().lower() == "auto"
+            else int(_number(text["workers"], "workers", integer=True)),
             loglevel=loglevel,
             **flags,
         )

@@ -79,6 +79,7 @@ OTHER_VALUES = {
         "strict": "true",
         "json": "true",
         "max_findings": "10",
+        "workers": "2",
         "loglevel": "DEBUG",
         "Quix__Broker__Address": "127.0.0.1:1",
     },
