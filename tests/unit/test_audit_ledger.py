@@ -93,3 +93,19 @@ def test_memory_is_the_open_holes_not_the_trades() -> None:
         if trade_id % 100_000:  # ten holes of one trade
             ledger.add(trade_id, trade_id)
     assert ledger.open_holes == 9 and ledger.high == 999_999
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=2, max_size=200))
+def test_ledgers_of_two_readers_merge_into_what_one_set_of_every_id_gives(
+    arrivals: list[tuple[int, bool]],
+) -> None:
+    """A pair's records split between two partitions (a wrong key), read by two readers."""
+    first = [i for i, mine in arrivals if mine] or [arrivals[0][0]]
+    second = [i for i, mine in arrivals if not mine] or [arrivals[-1][0]]
+    merged = feed(first)
+    merged.merge(feed(second))
+    every = first + second
+    assert (merged.low, merged.high) == (min(every), max(every))
+    assert missing(merged) == set(range(min(every), max(every) + 1)) - set(every)
+    assert duplicated(merged) == {i for i in every if every.count(i) > 1}
+    assert merged.duplicate_records == len(every) - len(set(every))
