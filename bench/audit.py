@@ -37,7 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from bench.records import BASE_PRODUCER_CONFIG, OUTPUT_PARTITIONS, output_record
 from bench.sampler import MIB, TreeSampler
 from bench.scenario import create_output_topic
-from sources.audit.parallel import available_cpus
+from sources.audit.parallel import auto_workers
 from sources.audit.reader import BATCH, CONSUMER_CONFIG
 
 __all__ = ["AUDIT_FIRST", "AUDIT_RUNS", "AUDIT_TRADES", "run_audit_bench"]
@@ -224,7 +224,8 @@ def audit_markdown(
             "of up to 1 MB; each reader a process of its own (the audit's reader processes "
             "included in its memory), reading it all, in turn, with the audit's consumer "
             f"settings in batches of {BATCH:,}; the audit without --verify-rest, with its "
-            f"default `workers` ({available_cpus()} here) and with one. A rate is records / "
+            f"default `workers` ({auto_workers(OUTPUT_PARTITIONS)} processes here) and with one. "
+            "A rate is records / "
             "(last record's time - first record's), as each reader measures it; RSS is the "
             "peak of the process tree.",
             "",

@@ -204,7 +204,7 @@ AUDIT: tuple[Variable, ...] = (
     Variable(
         "workers",
         "auto",
-        "Processes reading the partitions: a number, or auto (one a CPU, at most one a partition)",
+        "Processes reading the partitions: a number, or auto (by partitions and CPUs)",
     ),
     LOGLEVEL,
     BROKER_ADDRESS,

@@ -17,7 +17,7 @@ import orjson
 
 from .accounting import TopicAudit
 from .explain import GapEvents
-from .parallel import available_cpus, read_in_parallel, share_out
+from .parallel import auto_workers, read_in_parallel, share_out
 from .progress import Progress
 from .reader import BrokerError, TopicReader, broker_config
 from .render import render
@@ -75,7 +75,7 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
         max_findings=settings.max_findings,
         track_offsets=settings.verify_rest,
     )
-    groups = share_out(partitions, settings.workers or available_cpus())
+    groups = share_out(partitions, settings.workers or auto_workers(len(partitions)))
     logger.info(
         "Reading %s (%d partitions, %d reader processes) from %s",
         topic,

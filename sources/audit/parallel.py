@@ -23,7 +23,7 @@ from typing import Any
 from .accounting import TopicAudit
 from .reader import BrokerError, ReadStats, TopicReader
 
-__all__ = ["available_cpus", "read_in_parallel", "share_out"]
+__all__ = ["auto_workers", "available_cpus", "read_in_parallel", "share_out"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,17 @@ def _cgroup_quota() -> float | None:
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
+
+
+def auto_workers(partitions: int) -> int:
+    """`workers=auto`: one reader a partition while there are at most twice as many
+    partitions as CPUs (3 partitions on 2 CPUs: 3 readers, each a third of the records,
+    rather than 2 of which one reads twice what the other does), else one a CPU; one
+    reader on a single CPU."""
+    cpus = available_cpus()
+    if cpus == 1:
+        return 1
+    return partitions if partitions <= 2 * cpus else cpus
 
 
 def share_out(partitions: list[int], workers: int) -> list[list[int]]:
