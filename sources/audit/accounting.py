@@ -103,7 +103,7 @@ class PairAudit:
     max_findings: int
     last_offset: int = -1
     valid: bool = True  # the pair's name is valid by trade.v1
-    records: int = 0
+    unsequenced: int = 0  # its records without a usable trade_id (invalid ones)
     elsewhere: int = 0
     strings: int = 0
     ledger: SequenceLedger | None = None
@@ -116,16 +116,23 @@ class PairAudit:
         self.times = Findings(self.max_findings)
         self.keys = Findings(self.max_findings)
 
+    @property
+    def records(self) -> int:
+        """Its records in the window: those its ledger placed (counted there, not one by one
+        in the hot loop) and those it could not place."""
+        return self.unsequenced + (0 if self.ledger is None else self.ledger.placed)
+
     def merge(self, other: PairAudit) -> None:
         """Take in what another reader learned of the same pair (other partitions). The
         partition with more of its records stays its home."""
-        if other.records - other.elsewhere > self.records - self.elsewhere:
+        mine, theirs = self.records, other.records
+        if theirs - other.elsewhere > mine - self.elsewhere:
             self.partition, self.first_offset = other.partition, other.first_offset
             self.last_offset = other.last_offset
-            self.elsewhere = self.records + other.elsewhere
+            self.elsewhere = mine + other.elsewhere
         else:
-            self.elsewhere += other.records
-        self.records += other.records
+            self.elsewhere += theirs
+        self.unsequenced += other.unsequenced
         self.strings += other.strings
         self.invalid.extend(other.invalid)
         self.times.extend(other.times)
@@ -231,19 +238,9 @@ class TopicAudit:
             except (orjson.JSONDecodeError, TypeError, KeyError):
                 slow(message, errors)  # not JSON, not an object, a field missing, an error
                 continue
-            if type(millis) is not int:
-                slow(message, errors)
+            if type(millis) is not int or audit is None or not since <= millis <= until:
+                self._aside(message, errors, record, pair, millis, audit)
                 continue
-            if millis < since:
-                self.before += 1
-                continue
-            if millis > until:
-                self._past_until(pair, message.partition())
-                continue
-            if audit is None:
-                self.other_pairs += 1
-                continue
-            audit.records += 1
             try:
                 plain = (
                     audit.valid
@@ -266,6 +263,7 @@ class TopicAudit:
             if text_ms is None:
                 trade_id = self._checked(audit, record, message)
                 if trade_id is None:
+                    audit.unsequenced += 1
                     continue
             else:
                 if type(price) is str:
@@ -296,12 +294,33 @@ class TopicAudit:
 
     # --- the slow paths -------------------------------------------------------------------
 
-    def _slow(self, message: Any, errors: list[Any]) -> None:
+    def _aside(
+        self,
+        message: Any,
+        errors: list[Any],
+        record: dict,
+        pair: str,
+        millis: Any,
+        audit: PairAudit | None,
+    ) -> None:
+        """A record the fast path read but leaves: outside the window, of a pair not
+        audited, or without an integer `timestamp_ms` (the slow path then)."""
+        if type(millis) is not int:
+            self._slow(message, errors, record)
+        elif self.since_ms is not None and millis < self.since_ms:
+            self.before += 1
+        elif self.until_ms is not None and millis > self.until_ms:
+            self._past_until(pair, message.partition())
+        else:
+            self.other_pairs += 1
+
+    def _slow(self, message: Any, errors: list[Any], record: Any = None) -> None:
         """A message the fast path does not take, every case checked one by one."""
-        try:
-            record = orjson.loads(message.value())
-        except (orjson.JSONDecodeError, TypeError):
-            record = None
+        if record is None:
+            try:
+                record = orjson.loads(message.value())
+            except (orjson.JSONDecodeError, TypeError):
+                record = None
         if type(record) is not dict:
             if message.error() is not None:
                 errors.append(message)
@@ -326,9 +345,9 @@ class TopicAudit:
         if audit is None:
             self.other_pairs += 1
             return
-        audit.records += 1
         trade_id = self._checked(audit, record, message)
         if trade_id is None:
+            audit.unsequenced += 1
             return
         if self.track_offsets:
             if message.partition() == audit.partition:

@@ -161,6 +161,14 @@ class SequenceLedger:
         return seen
 
     @property
+    def placed(self) -> int:
+        """How many records it placed: every id of `low..high` not in a hole, once, plus
+        the repeats (duplicates and undetermined)."""
+        missing = sum(hole.count for hole in self.holes())
+        span = self.high - self.low + 1
+        return span - missing + self.duplicate_records + self.undetermined_records
+
+    @property
     def open_holes(self) -> int:
         return len(self._starts)
 

@@ -235,7 +235,9 @@ def test_corruptions_of_several_pairs_at_once_are_each_named(data) -> None:
         else:
             corrupt.append(record)
             expected["duplicates"].add((pair, record.trade_id))
-    assert found(audit_report(corrupt)) == expected
+    report = audit_report(corrupt)
+    assert found(report) == expected
+    assert report["summary"]["trades"] == len(corrupt)  # each record counted once
 
 
 def test_records_that_are_not_trades_are_listed_with_their_offsets() -> None:
