@@ -179,6 +179,7 @@ class TopicAudit:
         self.other_pairs = 0  # records of pairs not audited
         self.done_partitions: set[int] = set()  # read past until_ms for every audited pair
         self._selected: dict[Any, PairAudit | None] = {}
+        self._apart: dict[tuple[str, int], PairAudit] = {}  # see `_elsewhere`
         self._pending: dict[int, set[str]] = {}  # partition -> audited pairs not yet past until
         self._schema = TradeSchema()
 
@@ -199,6 +200,8 @@ class TopicAudit:
 
     def merge(self, other: TopicAudit) -> None:
         """Take in the audit another reader made of other partitions of the same topic."""
+        self.settle()
+        other.settle()
         self.read += other.read
         self.before += other.before
         self.after += other.after
@@ -241,6 +244,9 @@ class TopicAudit:
             if type(millis) is not int or audit is None or not since <= millis <= until:
                 self._aside(message, errors, record, pair, millis, audit)
                 continue
+            partition = message.partition()
+            if partition != audit.partition:  # order holds within a partition only
+                audit = self._elsewhere(pair, partition, message)
             try:
                 plain = (
                     audit.valid
@@ -273,10 +279,7 @@ class TopicAudit:
                 if text_ms != millis or message.timestamp()[1] != millis:
                     audit.times.add(_time_mismatch(trade_id, record, message))
             if track:
-                if message.partition() == audit.partition:
-                    audit.last_offset = message.offset()
-                else:
-                    audit.elsewhere += 1
+                audit.last_offset = message.offset()
             ledger = audit.ledger
             if ledger is None:
                 self._first(audit, trade_id, millis)
@@ -284,7 +287,7 @@ class TopicAudit:
                 ledger.high = trade_id
                 ledger.high_ms = millis
             else:
-                ledger.add(trade_id, millis, message.partition(), message.offset())
+                ledger.add(trade_id, millis, partition, message.offset())
         self.read += len(messages) - len(errors)
         return errors
 
@@ -345,19 +348,36 @@ class TopicAudit:
         if audit is None:
             self.other_pairs += 1
             return
+        if message.partition() != audit.partition:
+            audit = self._elsewhere(pair, message.partition(), message)
         trade_id = self._checked(audit, record, message)
         if trade_id is None:
             audit.unsequenced += 1
             return
         if self.track_offsets:
-            if message.partition() == audit.partition:
-                audit.last_offset = message.offset()
-            else:
-                audit.elsewhere += 1
+            audit.last_offset = message.offset()
         if audit.ledger is None:
             self._first(audit, trade_id, when)
         else:
             audit.ledger.add(trade_id, when, message.partition(), message.offset())
+
+    def _elsewhere(self, pair: str, partition: int, message: Any) -> PairAudit:
+        """The audit of a pair's records on another partition than its first: kept apart
+        (order holds within a partition only) and merged into the pair's by `settle`."""
+        audit = self._apart.get((pair, partition))
+        if audit is None:
+            home = self.pairs[pair]
+            audit = PairAudit(pair, home.key, partition, message.offset(), self.max_findings)
+            audit.valid = home.valid
+            self._apart[(pair, partition)] = audit
+        return audit
+
+    def settle(self) -> None:
+        """Merge the records each pair has on other partitions into the pair's audit (its
+        home becomes the partition with most of them). Done by the report; idempotent."""
+        apart, self._apart = self._apart, {}
+        for (pair, _), audit in sorted(apart.items()):
+            self.pairs[pair].merge(audit)
 
     def _first(self, audit: PairAudit, trade_id: int, millis: int) -> None:
         audit.ledger = SequenceLedger(

@@ -57,6 +57,7 @@ def build_report(
     notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Everything found, per pair and in total; `summary.exit_code` says how it ends."""
+    audit.settle()
     pairs = [
         _pair(a, events, (verifications or {}).get(a.pair))
         for _, a in sorted(audit.pairs.items())

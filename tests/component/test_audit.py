@@ -20,8 +20,10 @@ from tests.support.audit import (
     Written,
     audit_topic,
     changed,
+    found,
     gap_event,
     market_topic,
+    only,
     pair_report,
     write_gaps,
     write_topic,
@@ -233,3 +235,36 @@ def test_a_topic_that_does_not_exist_exits_2(broker: str) -> None:
     from sources.audit.cli import main
 
     assert main(["--broker", broker, "--topic", unique("nothing"), "--idle-timeout", "1"]) == 2
+
+
+def test_several_reader_processes_find_what_one_finds(broker: str, market: Market) -> None:
+    """The partitions shared out between processes; a record on another partition too."""
+    clean = market_topic(market)
+    btc, eth = ids_at(clean, "BTC/USD"), ids_at(clean, "ETH/USD")
+    copy = [r for i, r in enumerate(clean) if i not in (btc[100], eth[200])]
+    copy.append(clean[btc[300]])  # a duplicate
+    moved = clean[eth[400]]
+    copy[copy.index(moved)] = Written(
+        moved.partition + 1,
+        "BTC/USD",
+        moved.value,
+        moved.timestamp_ms,  # a wrong key
+    )
+    topic = unique("trades")
+    write_topic(broker, topic, copy)
+    one = audit_topic("--broker", broker, "--topic", topic, "--workers", "1")
+    three = audit_topic("--broker", broker, "--topic", topic, "--workers", "3")
+    assert one[0] == three[0] == 1
+    assert (
+        found(three[1])
+        == found(one[1])
+        == only(
+            holes={
+                ("BTC/USD", clean[btc[100]].trade_id, clean[btc[100]].trade_id, False),
+                ("ETH/USD", clean[eth[200]].trade_id, clean[eth[200]].trade_id, False),
+            },
+            duplicates={("BTC/USD", clean[btc[300]].trade_id)},
+            key={("ETH/USD", moved.trade_id)},
+        )
+    )
+    assert three[1]["read"]["records"] == one[1]["read"]["records"] == len(copy)

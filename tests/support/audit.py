@@ -173,8 +173,12 @@ def write_gaps(broker: str, topic: str, events: list[dict]) -> None:
 
 
 def audit_topic(*options: str) -> tuple[int, dict[str, Any]]:
-    """Run the audit (in this process) with `--json` and these options: (exit code, report)."""
-    settings = AuditSettings.parse([*options, "--json", "--idle-timeout", "2"], environ={})
+    """Run the audit (in this process) with `--json` and these options: (exit code, report).
+    One reader process unless the options say `--workers` (spawning costs each test time)."""
+    workers = () if "--workers" in options else ("--workers", "1")
+    settings = AuditSettings.parse(
+        [*options, *workers, "--json", "--idle-timeout", "2"], environ={}
+    )
     out = io.StringIO()
     code = run(settings, out, Progress(enabled=False))
     return code, orjson.loads(out.getvalue())
