@@ -66,8 +66,11 @@ def render(report: dict[str, Any], stream: TextIO, *, details: int = 20) -> None
                 console.print(f"  {_text(item)}")
     summary = report["summary"]
     problems = ", ".join(f"{k} {v:,}" for k, v in summary["problems"].items()) or "none"
+    verdict = VERDICTS[summary["status"]]
+    if summary["status"] == "explained" and summary["strict"]:
+        verdict = "FAILED (--strict): holes, each explained by a gap event"
     console.print(
-        f"{VERDICTS[summary['status']]}. {summary['trades']:,} trades of {summary['pairs']} "
+        f"{verdict}. {summary['trades']:,} trades of {summary['pairs']} "
         f"pairs; unexplained: {problems}; explained holes: {summary['explained_holes']}. "
         f"Exit code {summary['exit_code']}."
     )
@@ -79,21 +82,23 @@ def _table(report: dict[str, Any]) -> Table:
     for column in ("pair", "trades", "trade_ids", "first (UTC)", "last (UTC)", "holes"):
         table.add_column(column, justify="right" if column == "trades" else "left", no_wrap=True)
     for column in ("dup", "order", "time", "key", "invalid"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     if verified:
         table.add_column("REST same/diff", justify="right", no_wrap=True)
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     for pair in report["pairs"]:
         counts = pair["counts"]
-        holes = f"{counts['unexplained_holes']} ({counts['missing_trades']:,})"
+        holes = f"{counts['unexplained_holes']}"
+        if counts["unexplained_holes"]:
+            holes += f" ({counts['missing_trades']:,})"
         if counts["explained_holes"]:
-            holes += f" + {counts['explained_holes']} explained"
+            holes += f" +{counts['explained_holes']} expl."
         row = [
             pair["pair"],
             f"{pair['trades']:,}",
             f"{pair['first_trade_id']}..{pair['last_trade_id']}",
-            _short(pair["first_time"])[:19],
-            _short(pair["last_time"])[:19],
+            _short(pair["first_time"])[:16],
+            _short(pair["last_time"])[:16],
             holes,
             f"{counts['duplicates']:,}",
             f"{counts['out_of_order'] + counts['undetermined']:,}",
@@ -128,7 +133,7 @@ def _pair_details(console: Console, pair: dict[str, Any], details: int) -> None:
                 else "; Kraken's REST does not serve them either"
             )
         lines.append(
-            f"hole {hole['first_trade_id']}..{hole['last_trade_id']} ({hole['count']:,} trades, "
+            f"hole {hole['first_trade_id']}..{hole['last_trade_id']} ({_trades(hole['count'])}, "
             f"{_short(hole['previous_time'])} .. {_short(hole['next_time'])}): {verdict}"
         )
     for run in _items(pair["duplicates"]):
@@ -199,6 +204,10 @@ def _rest_lines(rest: dict[str, Any]) -> list[str]:
         )
     lines.extend(f"note: {note}" for note in rest["notes"])
     return lines
+
+
+def _trades(count: int) -> str:
+    return f"{count:,} trade" + ("" if count == 1 else "s")
 
 
 def _items(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -93,7 +93,7 @@ def test_the_report_for_people_names_each_finding_with_its_trade_ids() -> None:
     out = io.StringIO()
     render(report, out)
     text = out.getvalue()
-    assert f"hole {hole_id}..{hole_id} (1 trades" in text and "UNEXPLAINED" in text
+    assert f"hole {hole_id}..{hole_id} (1 trade," in text and "UNEXPLAINED" in text
     assert f"hole {explained_id}..{explained_id}" in text and "explained: rest_lacks" in text
     assert f"duplicate trade_id {topic[btc[3]].trade_id}" in text
     assert "invalid: trade_id" in text and "side" in text
