@@ -70,8 +70,8 @@ def render(report: dict[str, Any], stream: TextIO, *, details: int = 20) -> None
     if summary["status"] == "explained" and summary["strict"]:
         verdict = "FAILED (--strict): holes, each explained by a gap event"
     console.print(
-        f"{verdict}. {summary['trades']:,} trades of {summary['pairs']} "
-        f"pairs; unexplained: {problems}; explained holes: {summary['explained_holes']}. "
+        f"{verdict}. {_trades(summary['trades'])} of {_plural(summary['pairs'], 'pair')}; "
+        f"unexplained: {problems}; explained holes: {summary['explained_holes']}. "
         f"Exit code {summary['exit_code']}."
     )
 
@@ -179,9 +179,11 @@ def _pair_details(console: Console, pair: dict[str, Any], details: int) -> None:
 def _rest_lines(rest: dict[str, Any]) -> list[str]:
     if rest.get("error") and "compared" not in rest:
         return [f"REST: not verified: {rest['error']}"]
+    listed = rest["mismatches"]
+    differing = len(_items(listed)) + sum(m.get("more", 0) for m in listed)
     lines = [
-        f"REST: {rest['compared']:,} trades compared field by field ({rest['calls']} calls), "
-        f"{len([m for m in rest['mismatches'] if 'more' not in m])} differences"
+        f"REST: {_trades(rest['compared'])} compared field by field "
+        f"({_plural(rest['calls'], 'call')}): {_plural(differing, 'field')} differ"
     ]
     for item in _items(rest["mismatches"]):
         lines.append(
@@ -207,7 +209,11 @@ def _rest_lines(rest: dict[str, Any]) -> list[str]:
 
 
 def _trades(count: int) -> str:
-    return f"{count:,} trade" + ("" if count == 1 else "s")
+    return _plural(count, "trade")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
 
 
 def _items(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
