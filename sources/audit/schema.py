@@ -28,6 +28,7 @@ __all__ = [
     "plain_trade",
     "timestamp_ms_of",
     "timestamp_text_ms",
+    "timestamp_us_of",
     "valid_pair",
 ]
 
@@ -181,11 +182,17 @@ def _head_seconds(head: str) -> int | None:
 
 def timestamp_ms_of(text: Any) -> int | None:
     """Any RFC 3339 time with a zone -> epoch ms (truncated); None when it is not one."""
-    if type(text) is not str:
-        return None
     fast = timestamp_text_ms(text)
     if fast is not None:
         return fast
+    micros = timestamp_us_of(text)
+    return None if micros is None else micros // 1000
+
+
+def timestamp_us_of(text: Any) -> int | None:
+    """Any RFC 3339 time with a zone -> epoch microseconds (truncated); None otherwise."""
+    if type(text) is not str:
+        return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -193,4 +200,4 @@ def timestamp_ms_of(text: Any) -> int | None:
     if moment.tzinfo is None:
         return None
     delta = moment - _EPOCH_TIME
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

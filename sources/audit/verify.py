@@ -30,11 +30,11 @@ from typing import Any
 
 from .findings import Findings, Hole, RestMismatch
 from .rest_rows import RestTrade, TradesAnswer, plain_decimal
+from .schema import timestamp_us_of
 
-__all__ = ["PairVerifier", "TimePager", "timestamp_us_of"]
+__all__ = ["PairVerifier", "TimePager"]
 
 PAGE = 1000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TimePager:
@@ -204,20 +204,6 @@ def _same_decimal(topic: Any, rest: str) -> bool:
     if type(topic) in (int, float):
         return float(topic) == float(rest)  # the double nearest Kraken's decimal
     return False
-
-
-def timestamp_us_of(text: Any) -> int | None:
-    """An RFC 3339 time -> epoch microseconds (truncated); None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _rest_time(trade: RestTrade) -> str:
