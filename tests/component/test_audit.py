@@ -268,3 +268,38 @@ def test_several_reader_processes_find_what_one_finds(broker: str, market: Marke
         )
     )
     assert three[1]["read"]["records"] == one[1]["read"]["records"] == len(copy)
+
+
+def test_rest_that_stays_away_leaves_the_check_incomplete_and_exits_2(
+    broker: str, market: Market, kraken: KrakenSimulator
+) -> None:
+    topic = unique("trades")
+    write_topic(broker, topic, market_topic(market))
+    kraken.rest_http_status(503, 2, retry_after=0.05)  # an edge's answer, asked again
+    code, report = audit_topic(
+        *("--broker", broker, "--topic", topic, "--verify-rest", "--pairs", "BTC/USD"),
+        *("--kraken-rest-url", kraken.rest_url, *FAST_REST),
+    )
+    assert code == 0 and pair_report(report, "BTC/USD")["rest"]["compared"] == 2500
+    kraken.throttle_rest(10**6)  # "too many requests" for good: six attempts, then it gives up
+    code, report = audit_topic(
+        *("--broker", broker, "--topic", topic, "--verify-rest"),
+        *("--kraken-rest-url", kraken.rest_url, *FAST_REST),
+    )
+    assert code == 2 and report["summary"]["status"] == "incomplete"
+    assert all("did not answer" in p["rest"]["error"] for p in report["pairs"])
+    assert report["rest_usage"]["throttled"] == 6  # the second pair is not asked again
+
+
+def test_until_stops_reading_where_every_pair_has_passed_it(broker: str) -> None:
+    market = Market(PAIRS, seed=19)
+    market.seed_history(count_per_pair=20_000, span_seconds=20_000)  # batches of 10,000
+    clean = market_topic(market)
+    topic = unique("trades")
+    write_topic(broker, topic, clean)
+    until = clean[len(clean) // 10].value
+    code, report = audit_topic("--broker", broker, "--topic", topic, "--until", until["timestamp"])
+    assert code == 0 and report["read"]["ended"] == "until"
+    in_window = [r for r in clean if r.value["timestamp_ms"] <= until["timestamp_ms"]]
+    assert report["summary"]["trades"] == len(in_window)
+    assert report["read"]["records"] < len(clean)  # the rest was not read
