@@ -7,10 +7,13 @@ one from plain values, for tests and other producers' records) and, for each rec
 1. reads its value as JSON (orjson); a record that is not a JSON object is invalid;
 2. keeps it only within the window (`since_ms..until_ms` by its `timestamp_ms`, else its Kafka
    timestamp) and for the selected pairs;
-3. checks it against trade.v1 (`schema.plain_trade`, else the JSON Schema validator);
+3. checks it against trade.v1 (the fast path's checks, `schema.plain_fields`, else the JSON
+   Schema validator);
 4. checks its Kafka key against its pair, and its Kafka timestamp, `timestamp_ms` and
    `timestamp` against each other;
-5. accounts for its trade_id in the pair's `SequenceLedger` (holes, duplicates, order).
+5. accounts for its trade_id in the `SequenceLedger` of the pair on that partition (order
+   holds within a partition only: a pair's records on another partition are accounted apart
+   and merged by `settle`).
 
 Memory per pair is constant (plus the open holes, see `ledger.py`); no record is kept.
 """
@@ -89,9 +92,10 @@ class RecordMessage:
 class PairAudit:
     """Everything the audit learned about one pair.
 
-    :param partition: where its first record was (its home); `first_offset`/`last_offset`:
-        the first and last of its records in the window there (for `--verify-rest`).
-    :param elsewhere: its records found on other partitions (a wrong key sends them there).
+    :param partition: its home partition: where its first record was, until `merge` makes
+        it the one with most of its records; `first_offset`/`last_offset`: the first and last
+        of its records in the window there (kept with `track_offsets`, for `--verify-rest`).
+    :param elsewhere: its records on other partitions (a wrong key sends them there).
     :param strings: valid records with `price` as a decimal string (`decimal_strings`); the
         other valid ones have it as a JSON number.
     """
