@@ -135,3 +135,21 @@ def test_the_audit_imports_nothing_of_the_pipeline_s_core() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+def test_progress_lines_say_how_far_how_fast_and_how_long_still() -> None:
+    from sources.audit.progress import Progress, eta_text
+
+    assert eta_text(250, 1000, 10.0) == "about 30 s left"
+    assert eta_text(100, 1000, 60.0) == "about 9 min left"
+    assert eta_text(0, 1000, 1.0) == "time left unknown"
+    clock = iter([0.0, 10.0, 12.0, 20.0])
+    out = io.StringIO()
+    with Progress(out, interval=5.0, clock=lambda: next(clock)).task("Reading", "records") as step:
+        step(1_000, 4_000)  # at 10 s: a line
+        step(1_500, 4_000)  # at 12 s: too soon for another
+        step(2_000, None)  # at 20 s: a line, total unknown
+    assert out.getvalue().splitlines() == [
+        "Reading: 1,000 of ~4,000 records (25 %), 100/s, about 30 s left",
+        "Reading: 2,000 records, 100/s, time left unknown",
+    ]
