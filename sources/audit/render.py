@@ -183,7 +183,8 @@ def _rest_lines(rest: dict[str, Any]) -> list[str]:
     differing = len(_items(listed)) + sum(m.get("more", 0) for m in listed)
     lines = [
         f"REST: {_trades(rest['compared'])} compared field by field "
-        f"({_plural(rest['calls'], 'call')}): {_plural(differing, 'field')} differ"
+        f"({_plural(rest['calls'], 'call')}): {_plural(differing, 'field')} "
+        + ("differs" if differing == 1 else "differ")
     ]
     for item in _items(rest["mismatches"]):
         lines.append(
