@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,11 @@ class Read:
     records: int
     seconds: float
     peak_rss_mib: float
+    cpu_seconds: float = 0.0  # of the process tree, start-up included
+
+    @property
+    def cpu_per_million(self) -> float:
+        return self.cpu_seconds / self.records * 1e6 if self.records else 0.0
 
     @property
     def rate(self) -> float:
@@ -120,34 +126,35 @@ def write_trades(broker: str, topic: str, count: int) -> int:
     return start_ms
 
 
-def _measured(args: list[str]) -> tuple[dict, float]:
+def _measured(args: list[str]) -> tuple[dict, float, float]:
     """Run `python <args>` (which prints JSON); (its answer, the peak RSS of its process
-    tree in MiB: the audit's reader processes included)."""
+    tree in MiB: the audit's reader processes included, the tree's CPU seconds)."""
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.DEVNULL)
         sampler = TreeSampler(process.pid, interval=RSS_EVERY).start()
         process.wait()
         sampler.stop()
+        cpu = sampler.cpu_seconds()
         out.seek(0)
         answer = out.read()
     if process.returncode not in (0, 1):
         raise RuntimeError(f"{args[:2]} exited {process.returncode}: {answer[-2000:]!r}")
-    return orjson.loads(answer), sampler.peak_rss / MIB
+    return orjson.loads(answer), sampler.peak_rss / MIB, cpu
 
 
 def read(reader: str, broker: str, topic: str, until_ms: int | None = None) -> Read:
     """One read of the whole topic (or up to `until_ms`) by `reader` (see READERS)."""
     args = [*READERS[reader], "--broker", broker, "--topic", topic]
     if reader.startswith("plain"):
-        answer, rss = _measured(args)
-        return Read(reader, answer["records"], answer["seconds"], rss)
+        answer, rss, cpu = _measured(args)
+        return Read(reader, answer["records"], answer["seconds"], rss, cpu)
     args += ["--json", "--gaps", f"no-gaps-{uuid.uuid4().hex[:8]}", "--idle-timeout", str(IDLE)]
     if until_ms is not None:
         args += ["--until", datetime.fromtimestamp(until_ms / 1000, UTC).isoformat()]
-    report, rss = _measured(args)
+    report, rss, cpu = _measured(args)
     if report["summary"]["status"] != "clean":
         raise RuntimeError(f"the audit of the bench topic is not clean: {report['summary']}")
-    return Read(reader, report["summary"]["trades"], report["read"]["seconds"], rss)
+    return Read(reader, report["summary"]["trades"], report["read"]["seconds"], rss, cpu)
 
 
 def run_audit_bench(
@@ -171,7 +178,8 @@ def run_audit_bench(
             reads[name].append(done)
             progress(
                 f"audit bench run {run}/{runs}: {name}: {done.records:,} records at "
-                f"{done.rate:,.0f}/s, peak RSS {done.peak_rss_mib:.0f} MiB"
+                f"{done.rate:,.0f}/s, {done.cpu_per_million:.1f} CPU s/M, "
+                f"peak RSS {done.peak_rss_mib:.0f} MiB, load {os.getloadavg()[0]:.1f}"
             )
     heads = {
         name: read(name, broker, topic, start_ms + first - 1)
@@ -190,6 +198,7 @@ def audit_markdown(
     names = list(reads)
     rate = {n: statistics.median(r.rate for r in reads[n]) for n in names}
     rss = {n: statistics.median(r.peak_rss_mib for r in reads[n]) for n in names}
+    cpu = {n: statistics.median(r.cpu_per_million for r in reads[n]) for n in names}
     first = next(iter(heads.values())).records if heads else 0
 
     def row(label: str, cells: list[str]) -> str:
@@ -207,6 +216,10 @@ def audit_markdown(
         row(
             "audit / plain consumer",
             ["", "", *(f"{rate[n] / rate[names[0]]:.2f}" for n in names[2:])],
+        ),
+        row(
+            "CPU seconds per million records (process tree)",
+            [f"{cpu[n]:.1f}" for n in names],
         ),
         row(
             f"peak RSS, first {first:,} trades (MiB)",
