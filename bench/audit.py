@@ -66,6 +66,7 @@ class Read:
     seconds: float
     peak_rss_mib: float
     cpu_seconds: float = 0.0  # of the process tree, start-up included
+    load: float = 0.0  # the machine's 1-minute load average as it ended (others' work too)
 
     @property
     def cpu_per_million(self) -> float:
@@ -147,14 +148,15 @@ def read(reader: str, broker: str, topic: str, until_ms: int | None = None) -> R
     args = [*READERS[reader], "--broker", broker, "--topic", topic]
     if reader.startswith("plain"):
         answer, rss, cpu = _measured(args)
-        return Read(reader, answer["records"], answer["seconds"], rss, cpu)
+        return Read(reader, answer["records"], answer["seconds"], rss, cpu, os.getloadavg()[0])
     args += ["--json", "--gaps", f"no-gaps-{uuid.uuid4().hex[:8]}", "--idle-timeout", str(IDLE)]
     if until_ms is not None:
         args += ["--until", datetime.fromtimestamp(until_ms / 1000, UTC).isoformat()]
     report, rss, cpu = _measured(args)
     if report["summary"]["status"] != "clean":
         raise RuntimeError(f"the audit of the bench topic is not clean: {report['summary']}")
-    return Read(reader, report["summary"]["trades"], report["read"]["seconds"], rss, cpu)
+    records, seconds = report["summary"]["trades"], report["read"]["seconds"]
+    return Read(reader, records, seconds, rss, cpu, os.getloadavg()[0])
 
 
 def run_audit_bench(
@@ -179,7 +181,7 @@ def run_audit_bench(
             progress(
                 f"audit bench run {run}/{runs}: {name}: {done.records:,} records at "
                 f"{done.rate:,.0f}/s, {done.cpu_per_million:.1f} CPU s/M, "
-                f"peak RSS {done.peak_rss_mib:.0f} MiB, load {os.getloadavg()[0]:.1f}"
+                f"peak RSS {done.peak_rss_mib:.0f} MiB, load {done.load:.1f}"
             )
     heads = {
         name: read(name, broker, topic, start_ms + first - 1)
@@ -199,6 +201,7 @@ def audit_markdown(
     rate = {n: statistics.median(r.rate for r in reads[n]) for n in names}
     rss = {n: statistics.median(r.peak_rss_mib for r in reads[n]) for n in names}
     cpu = {n: statistics.median(r.cpu_per_million for r in reads[n]) for n in names}
+    loads = [r.load for n in names for r in reads[n]]
     first = next(iter(heads.values())).records if heads else 0
 
     def row(label: str, cells: list[str]) -> str:
@@ -240,7 +243,8 @@ def audit_markdown(
             f"default `workers` ({auto_workers(OUTPUT_PARTITIONS)} processes here) and with one. "
             "A rate is records / "
             "(last record's time - first record's), as each reader measures it; RSS is the "
-            "peak of the process tree.",
+            "peak of the process tree. The machine's load average after each read: "
+            f"{min(loads):.1f} to {max(loads):.1f} (other work on it included).",
             "",
             "\n".join(rows),
             "",

@@ -15,6 +15,7 @@ import logging
 import math
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = ["auto_workers", "available_cpus", "read_in_parallel", "share_out"]
 logger = logging.getLogger(__name__)
 
 POLL = 0.2  # seconds between two looks at the workers
+READY_TIMEOUT = 60.0  # seconds the workers may take to start before this one reads anyway
 
 
 def available_cpus() -> int:
@@ -89,13 +91,20 @@ def read_in_parallel(
     others = len(groups) - 1
     done = context.Array("q", others, lock=False)
     expected = context.Array("q", [-1] * others, lock=False)
+    ready = context.Array("b", others, lock=False)
     workers = []
     for index, group in enumerate(groups[1:]):
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
             target=_work,
             args=(reader.config, reader.idle_timeout, topic, group, audit.blank(), loglevel),
-            kwargs={"done": done, "expected": expected, "index": index, "send": send},
+            kwargs={
+                "done": done,
+                "expected": expected,
+                "ready": ready,
+                "index": index,
+                "send": send,
+            },
             name=f"audit-reader-{index + 1}",
             daemon=True,
         )
@@ -115,6 +124,7 @@ def read_in_parallel(
 
     results: list[Any] = [None] * others
     try:
+        _wait_until_ready(workers, ready)  # all read together: no one's start-up in the rate
         stats = reader.read_trades(topic, groups[0], audit, progress=together)
         while any(result is None for result in results):
             for index, (process, receive) in enumerate(workers):
@@ -134,6 +144,15 @@ def read_in_parallel(
         audit.merge(value)
         _combine(stats, part)
     return stats
+
+
+def _wait_until_ready(workers: list[tuple[Any, Connection]], ready: Any) -> None:
+    """Until every worker has started (imported, connected) or one has stopped."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not all(ready) and time.monotonic() < deadline:
+        if any(not process.is_alive() for process, _ in workers):
+            return  # its error comes with its result
+        time.sleep(0.01)
 
 
 def _result(process: Any, receive: Connection, wait: float) -> tuple | None:
@@ -168,6 +187,7 @@ def _work(
     *,
     done: Any,
     expected: Any,
+    ready: Any,
     index: int,
     send: Connection,
 ) -> None:
@@ -182,6 +202,7 @@ def _work(
 
     try:
         reader = TopicReader(config, idle_timeout=idle_timeout)
+        ready[index] = 1
         stats = reader.read_trades(topic, partitions, audit, progress=progress)
         send.send(("ok", audit, stats))
     except BrokerError as exc:
