@@ -47,7 +47,7 @@ def test_partitions_are_dealt_round_robin_to_at_most_one_reader_each() -> None:
     assert available_cpus() >= 1
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_merged_readers_find_what_one_reader_finds(data) -> None:
     corrupt = list(CLEAN)
