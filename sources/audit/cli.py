@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import orjson
@@ -67,7 +67,7 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
     partitions = reader.partitions(topic)
     if partitions is None:
         raise BrokerError(f"topic {settings.input!r} does not exist (input)")
-    events = _gap_events(reader, topic_id(settings.gaps_input), settings.max_findings)
+    events = _gap_events(reader, settings.gaps_input, topic_id, settings.max_findings)
     audit = TopicAudit(
         settings.pairs,
         settings.since_ms,
@@ -90,6 +90,7 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
             stats = read_in_parallel(
                 reader, topic, groups, audit, loglevel=settings.loglevel, progress=update
             )
+    audit.settle()  # each pair's records on other partitions joined to it
     verifications, rest_usage = None, None
     if settings.verify_rest:
         rest = KrakenRest(settings.kraken_rest_url, interval=settings.rest_interval)
@@ -117,10 +118,18 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
     return report["summary"]["exit_code"]
 
 
-def _gap_events(reader: TopicReader, topic: str, max_findings: int) -> GapEvents:
-    partitions = reader.partitions(topic)
+def _gap_events(
+    reader: TopicReader, name: str, topic_id: Callable[[str], str], max_findings: int
+) -> GapEvents:
+    """Every gap event of the gaps topic; none (and said so) when there is no such topic."""
+    try:
+        topic = topic_id(name)
+        partitions = reader.partitions(topic)
+    except BrokerError as exc:
+        logger.info("Gaps topic %r: %s", name, exc)
+        partitions = None
     if partitions is None:
-        logger.info("No gaps topic %r: holes cannot be explained", topic)
+        logger.info("No gaps topic %r: holes cannot be explained", name)
         return GapEvents(max_findings, found=False)
     events = GapEvents(max_findings)
     reader.read_gaps(topic, partitions, events)

@@ -97,7 +97,11 @@ def broker_config(address: str) -> tuple[dict[str, Any], Callable[[str], str]]:
         raise BrokerError(f"Quix Cloud's broker settings: {exc}") from exc
 
     def topic_id(name: str) -> str:
-        return builder.get_topic(Topic(name))["id"]
+        """The workspace's Kafka name of topic `name` (its `id` in Quix Cloud's API)."""
+        try:
+            return builder.get_topic(Topic(name))["id"]
+        except Exception as exc:  # the portal API's own errors: no such topic, no answer
+            raise BrokerError(f"topic {name!r} in Quix Cloud: {exc}") from exc
 
     return config, topic_id
 
