@@ -189,7 +189,7 @@ class TopicReader:
         stats = ReadStats(partitions=len(partitions))
         consumer = self._consumer()
         collecting = gc.isenabled()
-        gc.disable()  # the read makes no reference cycles; the collector would cost a third
+        gc.disable()  # the read makes no reference cycles; the collector would cost a quarter
         try:
             starts = self._starts(consumer, topic, partitions, audit.since_ms, stats)
             expected = self._expected(consumer, topic, starts)
