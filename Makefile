@@ -1,11 +1,11 @@
 # The README's commands. Each one sets up .venv first (idempotent), with what it needs:
-# `run` the pipeline and the embedded broker, `demo` the simulator too, `test` the test tools,
-# `bench` the benchmark's.
+# `run` (and `tail`) the pipeline and the embedded broker, `demo` the simulator too, `test` the
+# test tools, `bench` the benchmark's.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-unit test-fast lint demo candles bench audit clean
+.PHONY: setup run tail test test-unit test-fast lint demo candles bench audit clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ setup: $(VENV)/.installed-local
 ## Run the trades pipeline against live Kraken (starts an in-memory broker if none answers).
 run: $(VENV)/.installed-local
 	$(PY) pipelines/trades/main.py
+
+## Print the output topic readably and follow it, e.g. make tail ARGS="--pairs BTC/USD --since 10m"
+## (python -m sources.tools.tail --help lists the options).
+tail: $(VENV)/.installed-local
+	$(PY) -m sources.tools.tail $(ARGS)
 
 ## Lint and run the whole test suite against a real broker and the Kraken simulator.
 test: $(VENV)/.installed-test

@@ -7,7 +7,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -102,11 +102,18 @@ def pair_info(symbol: str) -> PairInfo:
 class Market:
     """Trades of several pairs; trade_id rises by one per trade within a pair.
 
+    Times rise within a pair, by at least 1 ns from one taker order to the next. On Kraken the
+    fills of one taker order (one trade per maker order it meets) share one timestamp; with
+    `fills` above 1 every run of that many consecutive trades of a pair shares its exact
+    `time_ns`, so a REST page can end inside a run (see `share_time`, `run_across_page`).
+
     :param pairs: v2 symbols traded.
     :param seed: makes prices, sizes and sides reproducible.
     :param first_trade_id: the id of each pair's first trade.
     :param statuses: pair -> status in Kraken's instrument list (default `online`); only pairs
         whose status lets orders match (`TRADING_STATUSES`) make new trades.
+    :param fills: trades per taker order: runs of this many consecutive trades of a pair share
+        one time, in `seed_history` and in live trades (1: every trade has its own time).
     """
 
     def __init__(
@@ -116,7 +123,10 @@ class Market:
         seed: int = 0,
         first_trade_id: int = 1000,
         statuses: Mapping[str, str] | None = None,
+        fills: int = 1,
     ) -> None:
+        if fills < 1:
+            raise ValueError(f"fills must be at least 1, not {fills}")
         self._pairs = tuple(pairs)
         self._statuses = {p: "online" for p in self._pairs}
         self._statuses.update(statuses or {})
@@ -126,6 +136,8 @@ class Market:
         self._history: dict[str, list[SimTrade]] = {p: [] for p in self._pairs}
         self._times: dict[str, list[int]] = {p: [] for p in self._pairs}
         self._next_id = dict.fromkeys(self._pairs, first_trade_id)
+        self._fills = fills
+        self._run_left = dict.fromkeys(self._pairs, 0)  # trades left in the current order
         self._price = {p: _START_PRICES.get(p.split("/")[0], 100.0) for p in self._pairs}
         self._turn = 0
 
@@ -145,6 +157,7 @@ class Market:
         with self._lock:
             self._statuses[pair] = status
             self._trading = self._trading_pairs()
+            self._run_left = dict.fromkeys(self._pairs, 0)  # the round robin starts anew
 
     def _trading_pairs(self) -> tuple[str, ...]:
         return tuple(p for p in self._pairs if self._statuses[p] in TRADING_STATUSES)
@@ -153,9 +166,15 @@ class Market:
         price = self._price[pair] * (1 + self._rng.gauss(0, 0.0005))
         self._price[pair] = price
         times = self._times[pair]
-        # Strictly rising by at least 1 ns within a pair: trades of one tick still share their
-        # microsecond timestamp, and a REST `since` cursor never splits a group of equal times.
-        time_ns = max(time_ns, times[-1] + 1) if times else time_ns
+        if self._run_left[pair] > 0:  # a later fill of the same taker order: the same time
+            self._run_left[pair] -= 1
+            time_ns = times[-1]
+        else:
+            # A new order: at least 1 ns after the last one, so that with `fills=1` trades of
+            # one tick still share their microsecond timestamp but a `since` cursor never
+            # splits a group of equal times.
+            self._run_left[pair] = self._fills - 1
+            time_ns = max(time_ns, times[-1] + 1) if times else time_ns
         trade = SimTrade(
             symbol=pair,
             side=self._rng.choice(("buy", "sell")),
@@ -173,7 +192,8 @@ class Market:
     def seed_history(
         self, count_per_pair: int, span_seconds: float, end_ns: int | None = None
     ) -> None:
-        """Trades in the past: `count_per_pair` per pair, evenly over `span_seconds` to `end_ns`."""
+        """Trades in the past: `count_per_pair` per pair, evenly over `span_seconds` to `end_ns`
+        (with `fills`, each run at the time of its first trade; live trades start a new run)."""
         end_ns = time.time_ns() if end_ns is None else end_ns
         start_ns = end_ns - int(span_seconds * 1e9)
         step = (end_ns - start_ns) // max(count_per_pair, 1)
@@ -181,19 +201,23 @@ class Market:
             for i in range(count_per_pair):
                 for pair in self._pairs:
                     self._make(pair, start_ns + (i + 1) * step)  # the last at end_ns
+            self._run_left = dict.fromkeys(self._pairs, 0)
 
     def next_trades(self, n: int) -> list[SimTrade]:
-        """`n` new trades stamped now, round-robin over the pairs that trade."""
+        """`n` new trades stamped now, round-robin over the pairs that trade: one taker order
+        of `fills` trades per turn, the last one whole (up to `fills - 1` more than `n`), as
+        Kraken sends an order's fills together."""
         now = time.time_ns()
         with self._lock:
-            trades = []
+            trades: list[SimTrade] = []
             pairs = self._trading
             if not pairs:
                 return trades
-            for _ in range(n):
+            while len(trades) < n or (trades and self._run_left[trades[-1].symbol]):
                 pair = pairs[self._turn % len(pairs)]
-                self._turn += 1
                 trades.append(self._make(pair, now))
+                if not self._run_left[pair]:
+                    self._turn += 1
             return trades
 
     def history(self, pair: str) -> list[SimTrade]:
@@ -208,13 +232,65 @@ class Market:
         with self._lock:
             return self._history[pair][-n:]
 
-    def trades_since(self, pair: str, since_ns: int | None, count: int) -> list[SimTrade]:
-        """Trades with time > since_ns, oldest first; the latest `count` when since is None."""
+    def trades_since(
+        self, pair: str, since_ns: int | None, count: int, until_ns: int | None = None
+    ) -> list[SimTrade]:
+        """The first `count` trades with since_ns < time <= until_ns, oldest first; the latest
+        `count` up to until_ns when since is None (`until_ns` None: no upper bound)."""
         if count <= 0:
             return []
         with self._lock:
-            history = self._history[pair]
+            history, times = self._history[pair], self._times[pair]
+            end = len(history) if until_ns is None else bisect_right(times, until_ns)
             if since_ns is None:
-                return history[-count:]
-            start = bisect_right(self._times[pair], since_ns)
-            return history[start : start + count]
+                return history[max(0, end - count) : end]
+            start = bisect_right(times, since_ns)
+            return history[start : min(start + count, end)]
+
+    def share_time(self, pair: str, first_id: int, last_id: int) -> int:
+        """Trades `first_id..last_id` of `pair` take the time of `first_id`, as the fills of
+        one taker order do; returns that time. Call it before the simulator serves them (the
+        WebSocket would have sent the old times). A REST page ending inside the run leaves
+        the rest of it behind `since` = its time, since `Trades` serves time > since."""
+        with self._lock:
+            history, times = self._history[pair], self._times[pair]
+            first = first_id - history[0].trade_id if history else -1  # ids rise by one
+            last = first + last_id - first_id
+            if first < 0 or last < first or last >= len(history):
+                raise ValueError(f"{pair} has no trades {first_id}..{last_id}")
+            shared = times[first]
+            for i in range(first + 1, last + 1):
+                history[i] = replace(history[i], time_ns=shared)
+                times[i] = shared
+            return shared
+
+    def run_across_page(
+        self,
+        pair: str,
+        since_ns: int = 0,
+        *,
+        page: int = 1000,
+        boundary: int = 1,
+        before: int = 2,
+        after: int = 3,
+    ) -> range:
+        """Make a run of trades sharing one time straddle a `Trades` page boundary: for a
+        client walking pages of `page` rows from `since_ns` (each next `since` being the
+        previous answer's `last`), the last `before` rows of page `boundary` and the first
+        `after` trades after it share the time of the first of them. That page's `last` is
+        then their time, and `since=last` skips the `after` trades: the trap a client must
+        survive by re-reading from before the boundary row's time. Returns the run's ids.
+        """
+        if not (0 < before <= page and after > 0 and boundary > 0):
+            raise ValueError("need 0 < before <= page, after > 0 and boundary > 0")
+        with self._lock:
+            times = self._times[pair]
+            end, since = -1, since_ns
+            for _ in range(boundary):  # the index of page `boundary`'s last row
+                end = bisect_right(times, since) + page - 1
+                if end + after >= len(times):
+                    raise ValueError(f"{pair} has too few trades after {since_ns} for that")
+                since = times[end]
+            first_id = self._history[pair][end - before + 1].trade_id
+        self.share_time(pair, first_id, first_id + before + after - 1)
+        return range(first_id, first_id + before + after)

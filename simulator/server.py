@@ -2,9 +2,10 @@
 
 It runs its own asyncio loop in a background thread, so synchronous tests, the demo and the
 benchmark drive it with plain method calls: faults on demand (abrupt drops, clean closes,
-silence, a pair's subscription gone silent, outages, garbage frames, REST throttling, REST
-HTTP errors and broken REST rows) and observations (connections, subscribe requests,
-trades sent, send times).
+silence, a pair's subscription gone silent, outages, garbage frames; on REST: throttling,
+Kraken's error answers, HTTP errors, downtimes, lag behind the socket, broken or missing
+rows, a URL that is not Kraken) and observations (connections, subscribe requests, trades
+sent, send times).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import http
 import logging
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -25,7 +27,7 @@ from websockets.protocol import State
 
 from . import ws_protocol as wsp
 from .market import Market, SimTrade
-from .rest import RestApi
+from .rest import RestApi, reason_phrase
 
 __all__ = ["KrakenSimulator"]
 
@@ -72,7 +74,8 @@ class KrakenSimulator:
     :param subscribe_rate_limit: subscribe requests per second per connection before
         `Exceeded msg rate` (None: no limit).
     :param record_send_times: keep `(symbol, trade_id) -> time.time_ns()` of each trade sent.
-    :param max_trades: stop generating after this many live trades.
+    :param max_trades: stop generating after this many live trades (with `Market(fills=k)`,
+        after the order that reaches it: up to k - 1 more).
     """
 
     def __init__(
@@ -236,11 +239,61 @@ class KrakenSimulator:
         header of `retry_after` seconds when given."""
         self.rest.http_status(status, n, retry_after)
 
-    def corrupt_rest_row(self, symbol: str, trade_id: int, row: list | None = None) -> None:
+    def rest_errors(
+        self, errors: Sequence[str], n: int, *, endpoint: str | None = "Trades"
+    ) -> None:
+        """The next `n` REST calls of `endpoint` (`Trades`, `AssetPairs`; None: any) answer
+        HTTP 200 `{"error": [e], "result": {}}` as Kraken does, `e` going through `errors` in
+        turn: any of `simulator.rest.KRAKEN_ERRORS` or any other string."""
+        self.rest.kraken_errors(errors, n, endpoint=endpoint)
+
+    def rest_oversized(self, size: int, n: int, *, endpoint: str | None = "Trades") -> None:
+        """The next `n` REST calls of `endpoint` (None: any) answer HTTP 200 with a body of
+        `size` bytes or more (Kraken's JSON, padded)."""
+        self.rest.oversized(size, n, endpoint=endpoint)
+
+    def rest_down(
+        self, seconds: float, status: int = 503, retry_after: float | None = None
+    ) -> None:
+        """Every REST call answers HTTP `status` (502/503/504 in plain text, Cloudflare's 403
+        and 520-530 as HTML, 429...) for the next `seconds` of wall time, with `Retry-After`
+        when given; 0 ends it. The WebSocket goes on (see `outage` for both)."""
+        self.rest.down(seconds, status, retry_after)
+
+    def rest_lag(self, seconds: float) -> None:
+        """REST `Trades` serves only trades at least `seconds` old, as Kraken's REST lags its
+        WebSocket; 0 turns it off."""
+        self.rest.lag(seconds)
+
+    def rest_not_kraken(
+        self,
+        status: int | None = 404,
+        body: bytes | None = None,
+        content_type: str = "text/html",
+    ) -> None:
+        """Every REST path answers like a web server that is not Kraken: HTTP `status` (404,
+        200...) with `body`, by default an HTML page; None: Kraken again."""
+        self.rest.not_kraken(status, body, content_type)
+
+    def corrupt_rest_row(
+        self, symbol: str, trade_id: int, row: list | None = None, reads: int | None = None
+    ) -> None:
         """REST `Trades` answers that include trade `trade_id` of `symbol` carry a broken row
-        in its place: `row`, by default the trade with a non-numeric price. The WebSocket
-        still sends the trade as it is."""
-        self.rest.corrupt_row(symbol, trade_id, row)
+        in its place: `row`, by default the trade with a non-numeric price; in the first
+        `reads` answers that include it (None: all), then the row as it is. The row still
+        counts in the page and its cursor. The WebSocket still sends the trade as it is."""
+        self.rest.corrupt_row(symbol, trade_id, row, reads)
+
+    def corrupt_rest_rows(
+        self,
+        symbol: str,
+        trade_ids: Iterable[int],
+        row: list | None = None,
+        reads: int | None = None,
+    ) -> None:
+        """`corrupt_rest_row` for each of `trade_ids`, e.g. the first and last rows of full
+        pages."""
+        self.rest.corrupt_rows(symbol, trade_ids, row, reads)
 
     def withhold_rest(self, symbol: str, first_id: int, last_id: int) -> None:
         """REST `Trades` answers leave out trades `first_id..last_id` of `symbol`, as if
@@ -325,11 +378,7 @@ class KrakenSimulator:
                 "Connection": "close",  # the server closes after answering: say so
             }
         )
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:  # a status Python has no name for
-            reason = "Unknown"
-        return Response(status, reason, headers, body)
+        return Response(status, reason_phrase(status), headers, body)
 
     async def _handle(self, connection: ServerConnection) -> None:
         client = _Client(connection)

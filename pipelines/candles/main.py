@@ -32,8 +32,10 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 
-from sources.app.run import broker_address, run_application
+from sources.app.run import broker_connection, run_application
 from sources.app.settings import ConfigError
+from sources.app.topic_manager import PipelineApplication
+from sources.app.topics import CANDLES_TOPIC
 from sources.broker import BrokerUnavailable
 from sources.candles import (
     CandlesSettings,
@@ -49,11 +51,11 @@ from sources.observability.app import Observability, start_candles
 
 logger = logging.getLogger("candles")
 
-# Explicit retention: Tansu reports only the configs a topic was created with, and Quix
-# derives its changelog topics' config from the input topic's retention.
-RETENTION = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
-INPUT_TOPIC_CONFIG = TopicConfig(num_partitions=3, replication_factor=1, extra_config=RETENTION)
-OUTPUT_TOPIC_CONFIG = TopicConfig(num_partitions=3, replication_factor=1, extra_config=RETENTION)
+
+def created_topics(settings: CandlesSettings) -> dict[str, TopicConfig]:
+    """Every topic this pipeline creates, besides Quix Streams' changelogs, with its settings
+    (quix.yaml declares the same). Never the trades topic: the trades pipeline's."""
+    return {settings.output: CANDLES_TOPIC}
 
 
 def build_dataframe(
@@ -63,17 +65,13 @@ def build_dataframe(
     observability: Observability | None = None,
 ) -> StreamingDataFrame:
     """The declarative part of the pipeline (`observability`: the metrics server, if on)."""
-    trades = app.topic(
-        settings.input,
-        key_deserializer="string",
-        value_deserializer="json",
-        config=INPUT_TOPIC_CONFIG,  # used only if the topic does not exist yet
-    )
+    # the trades topic is the trades pipeline's: waited for, never created (`never_create`)
+    trades = app.topic(settings.input, key_deserializer="string", value_deserializer="json")
     output = app.topic(
         settings.output,
         key_serializer="string",
         value_serializer="json",
-        config=OUTPUT_TOPIC_CONFIG,
+        config=created_topics(settings)[settings.output],
     )
 
     sdf = app.dataframe(trades)
@@ -112,9 +110,13 @@ def _keep_trades(stats: CandleStats):
 
 
 def make_application(settings: CandlesSettings) -> Application:
-    """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
-    return Application(
-        broker_address=broker_address(settings.broker_address),
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token.
+    It creates its output and changelogs (replicated as `replication` says), never the trades
+    topic: that one is the trades pipeline's, with its retention (it waits for it)."""
+    return PipelineApplication(
+        replication=settings.replication,
+        never_create=[settings.input],
+        broker_address=broker_connection(settings.broker_address, settings.broker_security),
         consumer_group=settings.consumer_group,
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
@@ -152,9 +154,14 @@ def main() -> int:
     observability = None
     if settings.metrics_port:
         try:
-            observability = start_candles(settings.metrics_port)
+            observability = start_candles(settings.metrics_port, host=settings.metrics_host)
         except OSError as exc:
-            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            logger.error(
+                "Configuration error: metrics_port %d on metrics_host %s: %s",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc,
+            )
             return 2
     stats = CandleStats(settings.grace_ms)
     reporter = Reporter(stats, settings.stats_interval, logger)

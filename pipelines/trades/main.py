@@ -31,12 +31,15 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
 from sources.app import shards
-from sources.app.run import broker_address, on_quix_cloud, run_application
+from sources.app.run import broker_connection, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
+from sources.app.source_config import source_config
+from sources.app.topic_manager import PipelineApplication
 from sources.app.topics import (
+    SOURCE_TOPIC,
     PartitionMismatch,
     check_partitions,
-    retention_config,
+    topic_config,
     warn_if_retention_short,
 )
 from sources.app.transforms import Transform, apply_transforms, load_transforms
@@ -49,47 +52,33 @@ from sources.broker import (
 )
 from sources.kraken.instruments import InstrumentsUnavailable
 from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
-from sources.kraken.source import END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.observability import source_metrics
 from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, is_trades
-from sources.steps.last_written import last_trade_ids
+from sources.steps.last_written import LastTradeIds, last_trade_ids
 from sources.steps.normalize import normalize_trades
 
 logger = logging.getLogger("trades")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_HISTORY_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_HISTORY_INCOMPLETE, EXIT_BACKFILL_DEADLINE = 0, 1, 2, 3, 4
 
 
 def make_source(
-    settings: TradesSettings, optional_pairs: frozenset[str] = frozenset()
+    settings: TradesSettings,
+    optional_pairs: frozenset[str] = frozenset(),
+    start_positions: dict[str, tuple[int, int]] | None = None,
 ) -> KrakenTradesSource:
     """The Kraken source as the settings describe it.
 
     :param optional_pairs: pairs from `all` or a pattern (see `resolve_pairs`).
+    :param start_positions: each pair's last trade in the output topic (see `seed_from_output`).
     """
     return KrakenTradesSource(
-        settings.pairs,
-        # source topic: source__kraken-<output>, plus -shard-<shard>-of-<shards> when sharded
-        name=shards.source_name(settings.output, settings.shard, settings.shards),
-        ws_url=settings.kraken_ws_url,
-        snapshot=settings.snapshot,
-        heartbeat_timeout=settings.heartbeat_timeout,
-        stats_interval=settings.stats_interval,
-        rest_url=settings.kraken_rest_url,
-        rest_min_interval=shards.rest_min_interval(settings.shards),  # one budget per address
-        connect_spacing=shards.connect_spacing(settings.shards),  # one connection rate too
-        backfill_since_ns=settings.backfill_since_ns,
-        backfill_only=settings.backfill_only,
-        max_gap=settings.max_gap,
-        max_held=settings.max_held,
-        repair_timeout=settings.repair_timeout,
-        repair_attempts=settings.repair_attempts,
-        stale_after=settings.stale_after,
-        decimal_strings=settings.decimal_strings,
-        max_pairs_per_connection=settings.max_pairs_per_connection,
-        subscribe_batch=settings.subscribe_batch,
-        optional_pairs=optional_pairs,
+        source_config(settings, optional_pairs),
+        start_positions=start_positions,
+        metrics=source_metrics,  # None in the source's process while metrics_port is 0
     )
 
 
@@ -101,7 +90,11 @@ def resolve_pairs(settings: TradesSettings) -> tuple[TradesSettings, frozenset[s
     :raises InstrumentsUnavailable: Kraken's list could not be had.
     """
     resolution = resolve_pair_specs(
-        settings.pairs, settings.kraken_ws_url, settings.kraken_rest_url
+        settings.pairs,
+        settings.kraken_ws_url,
+        settings.kraken_rest_url,
+        max_message=settings.max_ws_message_mb * 2**20,
+        max_body=settings.max_rest_body_mb * 2**20,
     )
     return replace(settings, pairs=resolution.pairs), resolution.from_patterns
 
@@ -125,12 +118,14 @@ def build_dataframe(
     # what will never be published, once per gap (schemas/gap.v1.json)
     gaps = output_topic(app, settings, settings.gaps_output)
     check_output_partitions(app, settings, output.name, gaps.name)
+    already = seed_from_output(app, settings, output.name)
     dedupe = DropPublished(
-        seed_from_output(app, settings, output.name),
+        dedupe_seed(settings, already),
         on_dropped=metrics.count_duplicates if metrics is not None else None,
         gap_seed=seed_from_gaps(app, settings, gaps.name),
     )
-    sdf = app.dataframe(source=make_source(settings, optional_pairs))
+    source = make_source(settings, optional_pairs, already.positions())
+    sdf = app.dataframe(source=source)
     if history is not None:
         sdf = sdf.update(history.step(app), metadata=True)
     sdf = sdf.apply(dedupe, stateful=True)  # never the same trade_id twice per pair
@@ -151,34 +146,64 @@ def build_dataframe(
     return sdf
 
 
+def created_topics(settings: TradesSettings) -> dict[str, TopicConfig]:
+    """Every topic this pipeline creates, besides Quix Streams' changelogs, with its settings:
+    the output and gaps topics (`partitions`, `retention`) and the source topic, which Quix
+    Streams names `source__<the source's name>`. quix.yaml declares the same."""
+    written = topic_config(settings.partitions, settings.retention_ms)
+    source = shards.source_name(settings.output, settings.shard, settings.shards)
+    return {
+        settings.output: written,
+        settings.gaps_output: written,
+        f"source__{source}": SOURCE_TOPIC,
+    }
+
+
 def output_topic(app: Application, settings: TradesSettings, name: str) -> Topic:
     """A topic the pipeline writes JSON to, keyed by pair: `partitions`, `retention`."""
     return app.topic(
         name,
         key_serializer="string",
         value_serializer="json",
-        config=TopicConfig(
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            extra_config=retention_config(settings.retention_ms),
-        ),
+        config=created_topics(settings)[name],
     )
 
 
 class HistoryEnd:
-    """`backfill_only`: stop the application at the source's end-of-history marker."""
+    """`backfill_only`: stop the application at the source's end-of-history marker, once
+    everything before it went through, and keep how the history ended (its header)."""
 
     def __init__(self) -> None:
-        self.reached = False
+        self.outcome: str | None = None  # one of BACKFILL_OUTCOMES once the marker was seen
+
+    @property
+    def reached(self) -> bool:
+        return self.outcome is not None
+
+    def exit_code(self) -> int:
+        """The process's exit code for how the history ended (see the README)."""
+        return {
+            None: EXIT_HISTORY_INCOMPLETE,
+            "complete": EXIT_OK,
+            "rest_unusable": EXIT_CONFIG,
+            "deadline": EXIT_BACKFILL_DEADLINE,
+        }.get(self.outcome, EXIT_FAILED)
 
     def step(self, app: Application):
         def stop_at_marker(value, key, timestamp, headers) -> None:
-            if headers and any(name == END_OF_BACKFILL_HEADER for name, _ in headers):
-                logger.info("Backfill complete: stopping")
-                self.reached = True
-                app.stop()
+            for name, raw in headers or ():
+                if name == END_OF_BACKFILL_HEADER:
+                    self.outcome = _header_text(raw) or "complete"
+                    logger.info("Backfill over (%s): every trade fetched is written", self.outcome)
+                    app.stop()
 
         return stop_at_marker
+
+
+def _header_text(raw: object) -> str:
+    """A header value as text (bytes or str); the marker of older versions said b"1"."""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
+    return text if text in BACKFILL_OUTCOMES else "complete"
 
 
 # Consumer settings (see bench/ for the measurements behind them).
@@ -209,9 +234,11 @@ def consumer_group(settings: TradesSettings) -> str:
 
 
 def make_application(settings: TradesSettings) -> Application:
-    """An Application on the configured broker, or on Quix Cloud's when it sets its token."""
-    return Application(
-        broker_address=broker_address(settings.broker_address),
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token;
+    the topics it creates are replicated as `replication` says (see `topic_manager`)."""
+    return PipelineApplication(
+        replication=settings.replication,
+        broker_address=broker_connection(settings.broker_address, settings.broker_security),
         consumer_group=consumer_group(settings),
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
@@ -263,13 +290,14 @@ def check_output_partitions(app: Application, settings: TradesSettings, *topics:
         check_partitions(broker_config, topic, settings.partitions)
 
 
-def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> dict[str, int]:
-    """Check the output topic's retention; in at-least-once mode, the dedupe seed from it:
-    each pair's last trade_id already there (see `steps.dedupe`)."""
+def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> LastTradeIds:
+    """Check the output topic's retention, and read each pair's last trade already there.
+
+    In both modes it tells the source where a pair without a saved position starts (its
+    `positions()`); in at-least-once mode it also seeds the dedupe step (see `steps.dedupe`).
+    """
     broker_config = app.config.broker_address.as_librdkafka_dict()
     warn_if_retention_short(broker_config, topic, settings.retention_ms)
-    if settings.processing_guarantee == "exactly-once":
-        return {}  # the dedupe state commits with the output: nothing to seed
     seed = last_trade_ids(broker_config, topic, settings.pairs)
     if seed:
         logger.info(
@@ -278,6 +306,13 @@ def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> 
             ", ".join(f"{pair} up to trade_id {trade_id}" for pair, trade_id in seed.items()),
         )
     return seed
+
+
+def dedupe_seed(settings: TradesSettings, seed: LastTradeIds) -> dict[str, int]:
+    """The dedupe step's seed: the output's last trade_ids, in at-least-once mode only (in
+    exactly-once mode its state commits with the output, and a broker that returns aborted
+    records to read_committed readers, as Tansu does, would make the seed run ahead)."""
+    return {} if settings.processing_guarantee == "exactly-once" else dict(seed)
 
 
 def seed_from_gaps(app: Application, settings: TradesSettings, topic: str) -> dict[str, int]:
@@ -325,10 +360,17 @@ def main() -> int:
     if settings.metrics_port:  # before the source's process starts: it inherits the setup
         try:
             observability = start_trades(
-                settings.metrics_port, backfill_only=settings.backfill_only
+                settings.metrics_port,
+                host=settings.metrics_host,
+                backfill_only=settings.backfill_only,
             )
         except OSError as exc:
-            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            logger.error(
+                "Configuration error: metrics_port %d on metrics_host %s: %s",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc,
+            )
             return EXIT_CONFIG
     broker = None
     try:
@@ -348,9 +390,10 @@ def main() -> int:
             broker.stop()
         if observability:
             observability.stop()
-    if history is not None and not history.reached:
-        logger.error("Stopped before the history was complete: the dataset is partial")
-        return EXIT_HISTORY_INCOMPLETE
+    if history is not None:
+        if not history.reached:
+            logger.error("Stopped before the history was complete: the dataset is partial")
+        return history.exit_code()
     return EXIT_OK
 
 

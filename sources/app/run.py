@@ -11,11 +11,13 @@ from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.exceptions import PartitionAssignmentError
+from quixstreams.kafka import ConnectionConfig
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from ..broker import wait_for_broker
+from .broker_security import BrokerSecurity
 
-__all__ = ["broker_address", "on_quix_cloud", "run_application"]
+__all__ = ["broker_address", "broker_connection", "on_quix_cloud", "run_application"]
 
 QUIX_TOKEN = "Quix__Sdk__Token"
 MAX_RESTARTS = 3  # in-process restarts after the consumer lost its group
@@ -48,6 +50,21 @@ def broker_address(configured: str, environ: MutableMapping[str, str] | None = N
             "%s is ignored: %s is set, Quix Cloud connects the app", QUIX_BROKER, QUIX_TOKEN
         )
     return None
+
+
+def broker_connection(
+    configured: str,
+    security: BrokerSecurity,
+    environ: MutableMapping[str, str] | None = None,
+) -> ConnectionConfig | None:
+    """The Application's connection settings: the address with SASL/TLS (`broker_*`), or
+    None on Quix Cloud, where the platform connects the app (see `broker_address`)."""
+    address = broker_address(configured, environ)
+    if address is None:
+        if security != BrokerSecurity():
+            logger.warning("The broker_* settings are ignored: Quix Cloud connects the app")
+        return None
+    return security.connection_config(address)
 
 
 logger = logging.getLogger(__name__)

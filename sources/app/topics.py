@@ -1,4 +1,10 @@
-"""Topic settings the pipelines create, and a check of topics that exist already."""
+"""The topics the pipelines create, with their settings, and checks of topics that exist.
+
+This is the one place that says how each topic is created: quix.yaml declares the same
+settings (`tests/unit/test_descriptors.py` holds them together, and compose.yaml's `topics`
+service creates them so). The replication factor is no topic's business: the application's
+`TopicPolicy` asks for the `replication` setting, or the broker's or platform's default.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,47 @@ import logging
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
+from quixstreams.models import TopicConfig
 
 from ..kraken.config import ConfigError
 
-__all__ = ["PartitionMismatch", "check_partitions", "retention_config", "warn_if_retention_short"]
+__all__ = [
+    "CANDLES_TOPIC",
+    "SOURCE_TOPIC",
+    "PartitionMismatch",
+    "check_partitions",
+    "retention_config",
+    "topic_config",
+    "warn_if_retention_short",
+]
 
 logger = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+FOREVER = -1
 
 
 def retention_config(retention_ms: int) -> dict[str, str]:
     """Explicit retention (-1: forever). Tansu reports only the configs a topic was created
     with, and Quix Streams derives changelog configs from the input topic's retention."""
     return {"retention.ms": str(retention_ms), "retention.bytes": "-1"}
+
+
+def topic_config(partitions: int, retention_ms: int) -> TopicConfig:
+    """A topic's creation settings; its replication factor is the `TopicPolicy`'s to say."""
+    return TopicConfig(
+        num_partitions=partitions,
+        replication_factor=None,
+        extra_config=retention_config(retention_ms),
+    )
+
+
+# The source topic is an internal buffer between the Kraken source's process and the
+# dataframe, one partition (one writer, in order). Its records carry the time they were
+# written (not the trade's), so a backfill of old trades stays as long as live ones: 7 days.
+SOURCE_TOPIC = topic_config(1, 7 * DAY_MS)
+# The candles: kept forever, like the trades they are made of.
+CANDLES_TOPIC = topic_config(3, FOREVER)
 
 
 def warn_if_retention_short(

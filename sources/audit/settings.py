@@ -14,8 +14,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from ..app.variables import AUDIT
+from ..app.variables import AUDIT, Variable
 from .pairs import PairSelection, UsageError
 
 __all__ = ["EXIT_CODES", "AuditSettings", "UsageError", "parse_moment"]
@@ -31,6 +32,7 @@ EXIT_CODES = (
 # Aliases people reach for; the canonical option is the variable's name.
 ALIASES = {"input": ["--topic"], "gaps_input": ["--gaps"]}
 BOOLEANS = ("verify_rest", "strict", "json")
+OWN_READERS = ("pairs", "since", "until")  # read here, not by the list's kinds
 METAVARS = {
     "input": "TOPIC",
     "gaps_input": "TOPIC",
@@ -68,32 +70,6 @@ def parse_moment(text: str, *, now_ms: int, setting: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
-
-
-def _bool(text: str, setting: str) -> bool:
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off", ""):
-        return False
-    raise UsageError(f"{setting}: expected true or false, got {text!r}")
-
-
-def _number(text: str, setting: str, *, integer: bool = False) -> float:
-    try:
-        value = int(text) if integer else float(text)
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise UsageError(f"{setting}: expected {kind}, got {text!r}") from None
-    if not value > 0:
-        raise UsageError(f"{setting}: must be greater than 0, got {text!r}")
-    return value
-
-
-def _topic(text: str, setting: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", text):
-        raise UsageError(f"{setting}: {text!r} is not a valid topic name")
-    return text
 
 
 @dataclass(frozen=True)
@@ -149,39 +125,42 @@ class AuditSettings:
         options = vars(build_parser(texts).parse_args(list(argv)))
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         text = {v.name: options[_dest(v.name)] for v in AUDIT}
+        value = {v.name: _value(v, text[v.name]) for v in AUDIT if v.name not in OWN_READERS}
         since = parse_moment(text["since"], now_ms=now, setting="since") if text["since"] else None
         until = parse_moment(text["until"], now_ms=now, setting="until") if text["until"] else None
         if since is not None and until is not None and since > until:
             raise UsageError(f"until: {text['until']!r} is before since ({text['since']!r})")
-        rest_url = text["kraken_rest_url"]
-        if not rest_url.startswith(("http://", "https://")):
-            raise UsageError(f"kraken_rest_url: expected an http(s):// URL, got {rest_url!r}")
-        loglevel = text["loglevel"].upper()
-        if loglevel not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise UsageError(f"loglevel: expected DEBUG, INFO, WARNING or ERROR, got {loglevel!r}")
-        flags = {name: _flag(text[name], name) for name in BOOLEANS}
         return cls(
-            broker_address=text[BROKER_VARIABLE],
-            input=_topic(text["input"], "input"),
-            gaps_input=_topic(text["gaps_input"], "gaps_input"),
+            broker_address=value[BROKER_VARIABLE],
+            input=value["input"],
+            gaps_input=value["gaps_input"],
             pairs=PairSelection.parse(text["pairs"]),
             since_ms=since,
             until_ms=until,
-            kraken_rest_url=rest_url.rstrip("/"),
-            rest_interval=_number(text["rest_interval"], "rest_interval"),
-            idle_timeout=_number(text["idle_timeout"], "idle_timeout"),
-            max_findings=int(_number(text["max_findings"], "max_findings", integer=True)),
-            workers=None
-            if text["workers"].strip().lower() == "auto"
-            else int(_number(text["workers"], "workers", integer=True)),
-            loglevel=loglevel,
-            **flags,
+            verify_rest=value["verify_rest"],
+            kraken_rest_url=value["kraken_rest_url"].rstrip("/"),
+            rest_interval=value["rest_interval"],
+            idle_timeout=value["idle_timeout"],
+            strict=value["strict"],
+            json=value["json"],
+            max_findings=value["max_findings"],
+            workers=value["workers"],
+            loglevel=value["loglevel"],
         )
 
 
-def _flag(value: bool | str, setting: str) -> bool:
-    """A boolean option's value: True/False from the command line, text from a variable."""
-    return value if isinstance(value, bool) else _bool(value, setting)
+def _value(variable: Variable, text: bool | str) -> Any:
+    """A variable's value by the one list's rules: True/False as the command line gives a
+    boolean option, else its text read by the variable's kind.
+
+    :raises UsageError: naming the variable and what it accepts.
+    """
+    if isinstance(text, bool):
+        return text
+    try:
+        return variable.parse(text)
+    except ValueError as exc:  # the settings list's ConfigError
+        raise UsageError(str(exc)) from None
 
 
 def _dest(name: str) -> str:

@@ -4,7 +4,8 @@ The source's core decides which pair gets the next page (fairness, priority); it
 `PageRequest` to `PageFetcher` and later collects a `PageResult`, without ever blocking on
 the network. The fetcher owns the `KrakenRest` client (its rate limit spaces the calls) and
 never lets an exception end its thread: whatever goes wrong becomes a `PageResult` with
-`error` set.
+`error` set, and says whether it may pass (the core waits and asks again) or cannot
+(`RestFailure.UNKNOWN_PAIR`, `RestFailure.NOT_KRAKEN`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .rest import BadRow, KrakenRest, RestError, Stopped
+from .actions import RestFailure
+from .rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
+from .rows import BadRow, Rows
+from .text import printable
 from .trade import Trade
 
 __all__ = ["PageFetcher", "PageRequest", "PageResult"]
@@ -40,25 +44,23 @@ class PageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PageResult:
+class PageResult(Rows):
     """What came of a `PageRequest`.
 
-    :param trades: the readable trades, in Kraken's order (trade_id ascending).
-    :param last_ns: the `last` cursor for the next page (the request's `since_ns` on error).
-    :param bad_rows: rows skipped from the page (logged already).
-    :param error: None when the page arrived; else why the request failed after the
-        client's own retries.
-    :param permanent: True when asking again cannot help (`UnknownPair`, a request Kraken
-        rejects); False for a failure that may pass (retries ran out, an unexpected error).
+    :param rows: every row Kraken served, in its order: a `Trade` per readable row, a
+        `BadRow` per unreadable one (logged already).
+    :param last_ns: the `last` cursor (the request's `since_ns` on error).
+    :param error: None when the page arrived; else what Kraken (or the way to it) said,
+        escaped and bounded (`text.printable`): the core quotes it in its log lines.
+    :param failure: what the error means: it may pass, or it cannot (see `RestFailure`).
     """
 
     request_id: int
     pair: str
-    trades: tuple[Trade, ...]
+    rows: tuple[Trade | BadRow, ...]
     last_ns: int
-    bad_rows: tuple[BadRow, ...] = ()
     error: str | None = None
-    permanent: bool = False
+    failure: RestFailure = RestFailure.PASSING
 
     @property
     def ok(self) -> bool:
@@ -195,7 +197,7 @@ class PageFetcher:
                     result = self._fetch(request)
                 except Exception as exc:  # a bug past the client: the thread goes on
                     logger.exception("Kraken REST page request %s failed", request)
-                    result = self._failed(request, f"{type(exc).__name__}: {exc}", permanent=False)
+                    result = self._failed(request, printable(f"{type(exc).__name__}: {exc}"))
                 with self._lock:
                     if result is not None and not self._abandoned and not self._stopping:
                         self._results.append(result)
@@ -214,26 +216,34 @@ class PageFetcher:
         except Stopped:
             if self._abandoned or self._stopping:
                 return None
-            return self._failed(request, "the REST client was stopped", permanent=False)
+            return self._failed(request, "the REST client was stopped")
         except RestError as exc:
             if self._abandoned or self._stopping:
                 return None
-            logger.error(
-                "Kraken REST page of %s since %d failed%s: %s",
+            failure = (
+                RestFailure.NOT_KRAKEN
+                if isinstance(exc, NotKraken)
+                else RestFailure.UNKNOWN_PAIR
+                if isinstance(exc, UnknownPair)
+                else RestFailure.PASSING
+            )
+            # a passing failure is the core's to report (it knows how long the wait is)
+            logger.log(
+                logging.ERROR if failure is not RestFailure.PASSING else logging.DEBUG,
+                "Kraken REST page of %s since %d failed: %s",
                 request.pair,
                 request.since_ns,
-                " for good" if exc.permanent else "",
                 exc,
             )
-            return self._failed(request, str(exc), permanent=exc.permanent)
+            return self._failed(request, str(exc), failure)
         except Exception as exc:
             logger.exception(
                 "Kraken REST page of %s since %d: unexpected error", request.pair, request.since_ns
             )
-            return self._failed(request, f"{type(exc).__name__}: {exc}", permanent=False)
+            return self._failed(request, printable(f"{type(exc).__name__}: {exc}"))
         for bad in page.bad_rows:
-            logger.error(
-                "Kraken REST %s: skipped an unreadable trade row, trade_id %s: %s; row %s",
+            logger.warning(
+                "Kraken REST %s served an unreadable trade row, trade_id %s: %s; row %s",
                 request.pair,
                 bad.trade_id if bad.trade_id is not None else "unknown",
                 bad.reason,
@@ -241,17 +251,10 @@ class PageFetcher:
             )
         self.rows_bad += len(page.bad_rows)
         self.pages_ok += 1
-        return PageResult(
-            request.request_id, request.pair, page.trades, page.last_ns, page.bad_rows
-        )
+        return PageResult(request.request_id, request.pair, page.rows, page.last_ns)
 
-    def _failed(self, request: PageRequest, error: str, *, permanent: bool) -> PageResult:
+    def _failed(
+        self, request: PageRequest, error: str, failure: RestFailure = RestFailure.PASSING
+    ) -> PageResult:
         self.pages_failed += 1
-        return PageResult(
-            request.request_id,
-            request.pair,
-            (),
-            request.since_ns,
-            error=error,
-            permanent=permanent,
-        )
+        return PageResult(request.request_id, request.pair, (), request.since_ns, error, failure)

@@ -1,4 +1,4 @@
-"""Gap events: each hole the core gives up (`feed.Hole`), as the record the `gaps` topic holds.
+"""Gap events: each hole the core declares (`actions.Hole`), as the record the `gaps` topic holds.
 
 The source writes a gap event to its topic like a trade message, keyed by pair, so that it
 travels the same way as the trades and shares their delivery guarantee; it is a JSON object
@@ -9,7 +9,7 @@ A gap event says which trades will never be published and why:
 
     {"pair": "BTC/USD", "first_trade_id": 101, "last_trade_id": 150, "count": 50,
      "previous_timestamp_ms": 1695628177708, "next_timestamp_ms": 1695628180001,
-     "reason": "rest_lacks", "detail": "Kraken REST does not have them",
+     "reason": "rest_lacks", "detail": "Kraken REST served trade_id 100 then 151, none between",
      "detected_at_ms": 1695628190000}
 
 `next_timestamp_ms` is the time of the first trade after the gap when the core publishes it
@@ -21,33 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .feed import Hole
+from .actions import Hole, HoleReason
 
-__all__ = ["GAP_REASONS", "GapEvents", "gap_event", "gap_reason"]
+__all__ = ["GAP_REASONS", "GapEvents", "gap_event"]
 
-# reason -> what it means (also the schema's enum, schemas/gap.v1.json)
-GAP_REASONS = {
-    "rest_lacks": "Kraken's REST API does not have these trades",
-    "max_gap": "the gap is larger than max_gap: not repaired",
-    "repair_off": "no REST API to repair from (kraken_rest_url empty)",
-    "abandoned": "the repair failed repair_attempts times in a row and was given up",
-}
-
-# the core's words (`feed.Hole.reason`) -> the reason code
-_REASON_PREFIXES = (
-    ("Kraken REST", "rest_lacks"),  # "... does not have them", "... has no more of them"
-    ("larger than max_gap", "max_gap"),
-    ("repair is off", "repair_off"),
-    ("repair given up", "abandoned"),
-)
-
-
-def gap_reason(detail: str) -> str:
-    """The reason code of a hole the core described in words (`abandoned` if unknown)."""
-    for prefix, code in _REASON_PREFIXES:
-        if detail.startswith(prefix):
-            return code
-    return "abandoned"
+# reason -> what it means (the schema's enum and the docs' table, schemas/gap.v1.json)
+GAP_REASONS = {reason.value: reason.meaning for reason in HoleReason}
 
 
 def gap_event(hole: Hole, next_ms: int | None, detected_at_ms: int) -> dict[str, Any]:
@@ -59,8 +38,8 @@ def gap_event(hole: Hole, next_ms: int | None, detected_at_ms: int) -> dict[str,
         "count": hole.size,
         "previous_timestamp_ms": hole.after_ms,
         "next_timestamp_ms": next_ms,
-        "reason": gap_reason(hole.reason),
-        "detail": hole.reason,
+        "reason": hole.reason.value,
+        "detail": hole.detail,
         "detected_at_ms": detected_at_ms,
     }
 

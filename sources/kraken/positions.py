@@ -2,6 +2,10 @@
 
 The state format is `pair -> [trade_id, timestamp_ms]`, as every version of this source
 wrote it, so an upgraded deployment resumes where the previous one stopped.
+
+A pair without a saved position (a new consumer group, a new shard count, a state that was
+reset) starts from the output topic's last trade of it, so the difference is repaired from
+REST instead of skipped; only a pair the output has never seen starts at its first live trade.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["restore_positions", "save_positions"]
+__all__ = ["Position", "restore_positions", "save_positions", "starting_positions"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,27 @@ def restore_positions(state: Any, pairs: Iterable[str]) -> dict[str, Position]:
             "Resuming from the state: %s",
             ", ".join(f"{pair} after trade_id {pos[0]}" for pair, pos in positions.items()),
         )
+    return positions
+
+
+def starting_positions(
+    saved: Mapping[str, Position], output: Mapping[str, Position]
+) -> dict[str, Position]:
+    """Where each pair starts: its saved position, else the output topic's last trade of it.
+
+    The saved position wins: it is what the source itself published (the output may lag
+    behind it, never lead it, while the state lives). A pair found only in the output is
+    logged, so a user sees why REST is asked for trades after a change of shards or group.
+    """
+    positions = dict(saved)
+    from_output = {pair: pos for pair, pos in output.items() if pair not in positions}
+    if from_output:
+        logger.info(
+            "No saved position for %s: starting from the output topic's last trade of each "
+            "(any trade after it is fetched from REST, never skipped)",
+            ", ".join(f"{pair} (trade_id {pos[0]})" for pair, pos in from_output.items()),
+        )
+    positions.update(from_output)
     return positions
 
 

@@ -2,10 +2,17 @@
 
 - at most one call per `min_interval` seconds (Kraken's public limit is about 1/s);
 - throttling arrives as HTTP 200 with `{"error": ["EGeneral:Too many requests"]}` (and, from
-  the edge, as HTTP 429), so the `error` array of every answer is read; throttling, timeouts,
-  408/425/429 and 5xx are retried with exponential backoff, honouring `Retry-After`; other
-  errors raise `RestError` (`UnknownPair` when Kraken does not list the pair);
-- one unreadable trade row never costs the page: it is skipped and reported as a `BadRow`.
+  the edge, as HTTP 429), so the `error` array of every answer is read;
+- every failure is taken for a delay, never for an answer about the data: any HTTP status,
+  any Kraken error (`EGeneral:Internal error`, `EGeneral:Temporary lockout`, `EService:*`,
+  unknown ones), timeouts and malformed answers are retried with exponential backoff,
+  honouring `Retry-After`. Two answers only are final: `UnknownPair` (Kraken does not list
+  the pair) and `NotKraken` (a URL that never answered as Kraken answers 404/410 or a body
+  that is not Kraken's JSON: a wrong `kraken_rest_url`);
+- one unreadable trade row never costs the page (`rows.parse_trades_result`);
+- an answer longer than `max_body` is not read past it (`limits.read_body`): a failed call,
+  retried like the others. Every message built from what the server said (errors, statuses,
+  rows) is escaped and bounded (`text.printable`), safe to log.
 
 The client is synchronous and meant for one thread (the `PageFetcher`'s); only `abort` may be
 called from another thread, to cut short an HTTP call in progress.
@@ -16,55 +23,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
 import orjson
 
 from .backoff import Backoff
-from .trade import ExactFloat, InvalidTrade, Trade
+from .limits import DEFAULT_MAX_BODY, BodyTooBig, read_body
+from .rows import TradesPage, parse_trades_result, v2_symbol
+from .text import printable
 
-__all__ = [
-    "BadRow",
-    "KrakenRest",
-    "RestError",
-    "Stopped",
-    "TradesPage",
-    "UnknownPair",
-    "parse_trade_row",
-    "parse_trades_result",
-    "rest_row_to_trade",
-    "v2_symbol",
-]
+__all__ = ["KrakenRest", "NotKraken", "RestError", "Stopped", "UnknownPair"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 THROTTLED_ERRORS = ("EGeneral:Too many requests", "EAPI:Rate limit exceeded")
-RETRYABLE_ERRORS = (*THROTTLED_ERRORS, "EService:")
 UNKNOWN_PAIR_ERRORS = ("EQuery:Unknown asset pair",)
-RETRYABLE_STATUSES = frozenset({408, 425, 429})  # and every 5xx
-# Kraken's REST names some assets the old way; WebSocket v2 uses the common codes.
-ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
-SIDES = {"b": "buy", "s": "sell"}
-ORDER_TYPES = {"m": "market", "l": "limit"}
-ROW_FIELDS = 7  # price, volume, time, side, order type, misc, trade_id
-EXCERPT_CHARS = 200
+# Statuses that say "no such resource": from a URL that never answered as Kraken, a wrong
+# `kraken_rest_url` (from Kraken itself, after it answered once, they are a passing fault).
+NOT_FOUND_STATUSES = frozenset({404, 410})
 POLL = 0.05  # seconds between two `should_continue` checks while waiting
-# A decimal as Kraken writes prices, volumes and cursors: digits, maybe a fraction, no sign,
-# no exponent (float() alone would also take "NaN", "inf", "1_000" and " 1e3 ").
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?")
-_UNSIGNED = re.compile(r"[0-9]+")
-_MICROS = Decimal(1_000_000)
 
 
 class RestError(RuntimeError):
@@ -74,9 +58,17 @@ class RestError(RuntimeError):
         rejects); False when the client gave up retrying something that may pass later.
     """
 
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(printable(message, 500))
         self.permanent = permanent
+
+
+class NotKraken(RestError):
+    """The URL does not serve Kraken's REST API (it never answered as Kraken): a wrong
+    `kraken_rest_url`. Asking again cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
 
 
 class UnknownPair(RestError):
@@ -90,170 +82,6 @@ class UnknownPair(RestError):
 
 class Stopped(RuntimeError):
     """The caller asked to stop while a call was waiting, running or retrying."""
-
-
-@dataclass(frozen=True, slots=True)
-class BadRow:
-    """A `Trades` row that could not be read, skipped from its page.
-
-    :param trade_id: the row's trade_id when that field at least is readable, else None.
-    :param reason: what is wrong with it.
-    :param excerpt: the row as received, shortened for the log.
-    """
-
-    trade_id: int | None
-    reason: str
-    excerpt: str
-
-
-@dataclass(frozen=True, slots=True)
-class TradesPage:
-    """One page of `Trades`: the readable rows in Kraken's order and the cursor for the next.
-
-    :param trades: the trades, in Kraken's order (trade_id ascending), bad rows left out.
-    :param last_ns: Kraken's `last` cursor: pass it as the next page's `since`.
-    :param bad_rows: the rows that were skipped, in page order.
-    """
-
-    trades: tuple[Trade, ...]
-    last_ns: int
-    bad_rows: tuple[BadRow, ...] = ()
-
-
-# --- pure parsing -----------------------------------------------------------------------
-
-
-def v2_symbol(wsname: str) -> str:
-    """AssetPairs' `wsname` (`XBT/USD`) -> the WebSocket v2 symbol (`BTC/USD`)."""
-    base, _, quote = wsname.partition("/")
-    return f"{ASSET_ALIASES.get(base, base)}/{ASSET_ALIASES.get(quote, quote)}"
-
-
-def parse_trade_row(symbol: str, row: Any) -> Trade | BadRow:
-    """`["65000.1","0.01",1695628177.708706,"s","m","",4665906]` -> `Trade` of `symbol`.
-
-    Never raises: anything unreadable (a missing field, a non-numeric, NaN, infinite or
-    non-positive price or volume, a trade_id that is not an integer...) gives a `BadRow`.
-    The time keeps whole microseconds, as the WebSocket's `timestamp` does (Kraken's REST
-    sends 100 ns: the seventh decimal is dropped, never rounded up).
-    """
-    try:
-        return _row_to_trade(symbol, row)
-    except Exception as exc:  # whatever the row holds, it costs itself only
-        return BadRow(_readable_trade_id(row), str(exc) or type(exc).__name__, _excerpt(row))
-
-
-def rest_row_to_trade(symbol: str, row: Any) -> Trade:
-    """`parse_trade_row` for callers that want an exception.
-
-    :raises InvalidTrade: naming what is wrong with the row.
-    """
-    parsed = parse_trade_row(symbol, row)
-    if isinstance(parsed, BadRow):
-        raise InvalidTrade(f"REST row {parsed.excerpt}: {parsed.reason}")
-    return parsed
-
-
-def parse_trades_result(symbol: str, key: str, result: Any) -> TradesPage:
-    """The `result` object of a `Trades` answer -> `TradesPage`.
-
-    :param key: the result key Kraken is expected to use (`XXBTZUSD`); any other key than
-        `last` is taken when it is absent.
-    :raises ValueError: when the answer's shape is wrong (no rows array, no `last` cursor):
-        the page as a whole cannot be trusted.
-    """
-    if not isinstance(result, dict):
-        raise ValueError(f"Trades result is {type(result).__name__}, not an object")
-    rows = result.get(key)
-    if rows is None:  # the key may be either name
-        rows = next((v for k, v in result.items() if k != "last"), None)
-    if not isinstance(rows, list):
-        raise ValueError(f"Trades result has no rows array (keys {sorted(result)})")
-    last = result.get("last")
-    if isinstance(last, bool) or not (
-        (isinstance(last, int) and last >= 0)
-        or (isinstance(last, str) and _UNSIGNED.fullmatch(last))
-    ):
-        raise ValueError(f"Trades result has no valid `last` cursor: {last!r}")
-    trades: list[Trade] = []
-    bad: list[BadRow] = []
-    for row in rows:
-        parsed = parse_trade_row(symbol, row)
-        if isinstance(parsed, BadRow):
-            bad.append(parsed)
-        else:
-            trades.append(parsed)
-    return TradesPage(tuple(trades), int(last), tuple(bad))
-
-
-def _row_to_trade(symbol: str, row: Any) -> Trade:
-    if not isinstance(row, list | tuple):
-        raise InvalidTrade(f"row must be an array, got {type(row).__name__}")
-    if len(row) < ROW_FIELDS:  # more is tolerated: Kraken once appended trade_id
-        raise InvalidTrade(f"row has {len(row)} fields, expected {ROW_FIELDS}")
-    price, volume, seconds, side, order_type, _misc, trade_id = row[:ROW_FIELDS]
-    if isinstance(trade_id, bool) or not isinstance(trade_id, int) or trade_id < 0:
-        raise InvalidTrade(f"trade_id must be a non-negative integer, got {trade_id!r}")
-    micros = _decimal(seconds, "time") * _MICROS
-    micros_int = int(micros)  # truncates: whole microseconds, as the WebSocket writes them
-    stamp = datetime.fromtimestamp(micros_int // 1_000_000, UTC).replace(
-        microsecond=micros_int % 1_000_000
-    )
-    return Trade.from_kraken(
-        {
-            "symbol": symbol,
-            "side": SIDES.get(side, side) if isinstance(side, str) else side,
-            "price": _number(price, "price"),
-            "qty": _number(volume, "volume"),
-            "ord_type": ORDER_TYPES.get(order_type, order_type)
-            if isinstance(order_type, str)
-            else order_type,
-            "trade_id": trade_id,
-            "timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        }
-    )
-
-
-def _number(value: Any, field: str) -> float:
-    """A price or volume: Kraken's decimal string keeps its text (`ExactFloat`, for
-    `decimal_strings`); a JSON number is a float."""
-    number = _decimal(value, field)
-    return ExactFloat(value) if isinstance(value, str) else float(number)
-
-
-def _decimal(value: Any, field: str) -> Decimal:
-    """A positive, finite decimal from Kraken's string (`"105433.60000"`) or a JSON number."""
-    if isinstance(value, str):
-        if not _DECIMAL.fullmatch(value):
-            raise InvalidTrade(f"{field} {value!r} is not a decimal number")
-        number = Decimal(value)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidTrade(f"{field} {value!r} is not finite")
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    else:
-        raise InvalidTrade(f"{field} must be a decimal string or number, got {value!r}")
-    if not number > 0 or not math.isfinite(float(number)):
-        raise InvalidTrade(f"{field} must be positive and finite, got {value!r}")
-    return number
-
-
-def _readable_trade_id(row: Any) -> int | None:
-    """The trade_id of a bad row, when it can be told: the 7th field, else the last one."""
-    if not isinstance(row, list | tuple) or not row:
-        return None
-    candidate = row[ROW_FIELDS - 1] if len(row) >= ROW_FIELDS else row[-1]
-    if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate >= 0:
-        return candidate
-    return None
-
-
-def _excerpt(row: Any) -> str:
-    try:
-        text = orjson.dumps(row).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        text = repr(row)
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
 
 
 # --- the client -------------------------------------------------------------------------
@@ -273,8 +101,10 @@ class KrakenRest:
     :param timeout: seconds for one HTTP call.
     :param max_backoff: cap of the retry delay (and of a `Retry-After`), seconds.
     :param max_attempts: calls per request before giving up with a non-permanent
-        `RestError`; None retries until `should_continue` says stop.
+        `RestError` carrying what Kraken last said; None retries until `should_continue`
+        says stop.
     :param should_continue: polled while waiting; when it returns False, `Stopped` is raised.
+    :param max_body: most bytes of one answer; a longer one is a failed call.
     """
 
     def __init__(
@@ -286,6 +116,7 @@ class KrakenRest:
         max_backoff: float = 30.0,
         max_attempts: int | None = None,
         should_continue: Callable[[], bool] = lambda: True,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1 (or None)")
@@ -295,13 +126,16 @@ class KrakenRest:
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.should_continue = should_continue
+        self.max_body = max_body
         self.calls = 0
         self.calls_ok = 0
         self.calls_throttled = 0
         self.calls_failed = 0
         self.retries = 0
         self.rows_bad = 0
+        self.answered_as_kraken = False  # once true, a 404 or a non-JSON answer is a passing fault
         self._next_call = 0.0
+        self._backoff = Backoff(initial=min(1.0, max_backoff), cap=max_backoff)
         self._pairs: dict[str, tuple[str, str]] | None = None  # v2 symbol -> (altname, key)
         self._client: httpx.Client | None = None
         self._sockets: list[socket.socket] = []  # of the client's connections, for `abort`
@@ -362,8 +196,11 @@ class KrakenRest:
     # --- plumbing ---------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
-        """GET `path` until it answers, and `parse` its `result`."""
-        backoff = Backoff(initial=min(1.0, self.max_backoff), cap=self.max_backoff)
+        """GET `path` until it answers (or `max_attempts` ran out), and `parse` its `result`.
+
+        The delay a failure earns (backoff, `Retry-After`, throttling) holds for the next
+        call even when this one gives up: it belongs to the client, not to the request.
+        """
         attempt = 0
         while True:
             self._wait(self._next_call)
@@ -379,19 +216,19 @@ class KrakenRest:
                     self.calls_throttled += 1
                 else:
                     self.calls_failed += 1
-                if self.max_attempts is not None and attempt >= self.max_attempts:
-                    raise RestError(
-                        f"{path} {params}: gave up after {attempt} attempts: {retry}",
-                        permanent=False,
-                    ) from None
                 if retry.retry_after is not None:
                     delay = min(retry.retry_after, self.max_backoff)
                 else:
-                    delay = backoff.next_delay()
+                    delay = self._backoff.next_delay()
                 delay = max(delay, self.min_interval)
+                self._next_call = time.monotonic() + delay
+                if self.max_attempts is not None and attempt >= self.max_attempts:
+                    said = (
+                        str(retry) if attempt == 1 else f"gave up after {attempt} attempts: {retry}"
+                    )
+                    raise RestError(said) from None
                 self.retries += 1
                 logger.warning("Kraken REST %s failed (%s); retrying in %.1f s", path, retry, delay)
-                self._next_call = time.monotonic() + delay
             except RestError:
                 self.calls += 1
                 self.calls_failed += 1
@@ -405,48 +242,68 @@ class KrakenRest:
             else:
                 self.calls += 1
                 self.calls_ok += 1
+                self._backoff.reset()
                 return value
 
     def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
-        """One HTTP call; `_Retry` when asking again may help, `RestError` when not."""
-        try:
-            response = self._http().get(path, params=params, extensions={"trace": self._trace})
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timeout ({type(exc).__name__})") from None
-        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        """One HTTP call; `_Retry` for any failure that may pass, `NotKraken` or
+        `_UnknownPairAnswer` for the two that cannot."""
+        response, content = self._fetch(path, params)
         status = response.status_code
-        if status in RETRYABLE_STATUSES or status >= 500:
+        if status in NOT_FOUND_STATUSES and not self.answered_as_kraken:
+            raise self._not_kraken(path, f"HTTP {status} {response.reason_phrase}")
+        if not 200 <= status < 300:
             raise _Retry(
-                f"HTTP {status}",
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
                 throttled=status == 429,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
-        if not 200 <= status < 300:
-            raise RestError(f"{path} {params}: HTTP {status} {response.reason_phrase}")
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
+            if not self.answered_as_kraken:
+                raise self._not_kraken(path, "an answer that is not JSON") from None
             raise _Retry(f"answer is not JSON ({exc})") from None
-        if not isinstance(body, dict):
-            raise _Retry(f"answer is {type(body).__name__}, not an object")
-        errors = body.get("error") or []
+        errors = body.get("error") if isinstance(body, dict) else None
         if not isinstance(errors, list):
-            errors = [errors]
+            if not self.answered_as_kraken:
+                raise self._not_kraken(path, "JSON without Kraken's `error` array")
+            raise _Retry("answer is not Kraken's JSON (no `error` array)")
+        self.answered_as_kraken = True
         if errors:
             message = "; ".join(map(str, errors))
-            if any(str(e).startswith(RETRYABLE_ERRORS) for e in errors):
-                throttled = any(str(e).startswith(THROTTLED_ERRORS) for e in errors)
-                raise _Retry(message, throttled=throttled)
             if any(str(e).startswith(UNKNOWN_PAIR_ERRORS) for e in errors):
                 raise _UnknownPairAnswer(message)
-            raise RestError(f"{path} {params}: {message}")
+            throttled = any(str(e).startswith(THROTTLED_ERRORS) for e in errors)
+            raise _Retry(f"Kraken said {message}", throttled=throttled)
         if "result" not in body:
             raise _Retry("answer has no result")
         try:
             return parse(body["result"])
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise _Retry(f"malformed answer: {exc}") from None
+
+    def _fetch(self, path: str, params: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """GET `path`: the response and, for a 2xx status, its body (at most `max_body`
+        bytes; not read otherwise). `_Retry` for a transport failure or a body too long."""
+        try:
+            with self._http().stream(
+                "GET", path, params=params, extensions={"trace": self._trace}
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    return response, b""
+                return response, read_body(response, self.max_body)
+        except httpx.TimeoutException as exc:
+            raise _Retry(f"timeout ({type(exc).__name__})") from None
+        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        except BodyTooBig as exc:
+            raise _Retry(f"answer too long: {exc} (max_rest_body_mb)") from None
+
+    def _not_kraken(self, path: str, what: str) -> NotKraken:
+        return NotKraken(
+            f"{self.base_url}{path} answered {what}: not Kraken's REST API (check kraken_rest_url)"
+        )
 
     def _wait(self, until: float) -> None:
         while (remaining := until - time.monotonic()) > 0:
@@ -519,6 +376,6 @@ class _Retry(Exception):
     def __init__(
         self, message: str, *, throttled: bool = False, retry_after: float | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(printable(message, 300))
         self.throttled = throttled
         self.retry_after = retry_after

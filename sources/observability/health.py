@@ -5,7 +5,9 @@
   the Kraken source's loop (its heartbeat gauge). Before the first turn it is "starting",
   and alive: a probe must not kill an application that waits for its broker.
 - ready (`/readyz`): alive, every pair the source streams is subscribed (not required for
-  `backfill_only`, which has no WebSocket), and the broker answers a metadata request.
+  `backfill_only`, which has no WebSocket), no pair is blocked (a repair that has not
+  advanced for 5 minutes, a pair Kraken's REST cannot serve, trade_ids that went back), and
+  the broker answers a metadata request.
 
 The answers are computed from plain values (`SourceState`, the broker check's result), so
 tests drive them without a server or a process.
@@ -29,6 +31,7 @@ HEARTBEAT = "kraken_trades_source_heartbeat_timestamp_seconds"
 CONFIGURED = "kraken_trades_pairs_configured"
 SUBSCRIBED = "kraken_trades_pairs_subscribed"
 PAIR_SUBSCRIBED = "kraken_trades_pair_subscribed"
+PAIR_UNREADY = "kraken_trades_pair_unready"
 
 
 @dataclass
@@ -39,12 +42,15 @@ class SourceState:
     :param configured: pairs it streams (None before it said).
     :param subscribed_count: of those, pairs subscribed now (None before it said).
     :param subscribed: pair -> whether its subscription is acknowledged now.
+    :param unready: pair -> why it blocks readiness (`repair_stalled`, `rest_unusable`,
+        `sequence_regression`).
     """
 
     heartbeat: float | None = None
     configured: int | None = None
     subscribed_count: int | None = None
     subscribed: dict[str, bool] = field(default_factory=dict)
+    unready: dict[str, str] = field(default_factory=dict)
 
 
 def read_source_state(families: Iterable[Any]) -> SourceState:
@@ -64,6 +70,10 @@ def read_source_state(families: Iterable[Any]) -> SourceState:
         elif family.name == PAIR_SUBSCRIBED:
             for sample in family.samples:
                 state.subscribed[sample.labels["pair"]] = sample.value >= 1
+        elif family.name == PAIR_UNREADY:
+            for sample in family.samples:
+                if sample.value >= 1:
+                    state.unready[sample.labels["pair"]] = sample.labels["reason"]
     return state
 
 
@@ -216,6 +226,9 @@ class Health:
                         f"{configured - count} of {configured} pairs not subscribed: "
                         f"{_some(pending)}"
                     )
+            if state.heartbeat is not None and state.unready:
+                blocked = [f"{pair} ({why})" for pair, why in sorted(state.unready.items())]
+                missing.append(f"{len(blocked)} pairs blocked: {_some(blocked)}")
         if self.broker is not None and not broker_up:
             missing.append("broker: not reachable" if broker_up is False else "broker: unknown")
         if missing:

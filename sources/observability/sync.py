@@ -14,11 +14,13 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..kraken.lanes import Lane, RepairKind
+from ..kraken.actions import HoleReason
+from ..kraken.repairs import NS_PER_MS, RepairKind
 from .metrics import SourceMetricSet
 
 if TYPE_CHECKING:
     from ..kraken.feed import Feed, FeedStats
+    from ..kraken.lanes import Lane
     from ..kraken.rest import KrakenRest
     from ..kraken.session import SessionStats
 
@@ -27,6 +29,7 @@ __all__ = ["SYNC_INTERVAL", "SourceMetrics"]
 logger = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 1.0  # seconds between two syncs
+PROVEN = tuple(reason for reason in HoleReason if reason.proven)
 
 
 class _Session(Protocol):
@@ -38,24 +41,25 @@ class SourceMetrics:
     """Copies the source's counters into a `SourceMetricSet` (one per process).
 
     :param pairs: the pairs this source streams.
-    :param history_since_ns: `backfill_since` (epoch ns), for the backfill progress gauge.
+    :param backfill_since_ns: `backfill_since` (epoch ns), for the backfill progress gauge.
     :param metrics: the metric set to write (tests give one with its own registry).
     """
 
     def __init__(
         self,
         pairs: Iterable[str],
-        history_since_ns: int | None = None,
+        backfill_since_ns: int | None = None,
         metrics: SourceMetricSet | None = None,
     ) -> None:
         self.pairs = tuple(pairs)
-        self.history_since_ns = history_since_ns
+        self.backfill_since_ns = backfill_since_ns
         self.metrics = metrics if metrics is not None else SourceMetricSet()
         self.due = 0.0  # monotonic time of the next sync
         self._counted: dict[tuple[Any, ...], float] = {}  # counter (and labels) -> value synced
         self._gauges: dict[tuple[Any, ...], float] = {}  # gauge (and labels) -> value set
         self._latency = self.metrics.publish_latency
         self._failed = False
+        self._unready: dict[str, str] = {}  # pair -> reason shown as 1
 
     # --- per message ------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class SourceMetrics:
         """
         self.due = now + SYNC_INTERVAL
         try:
-            self._sync(feed, session_stats, bad_rest_rows, rest, sessions, left_out)
+            self._sync(now, feed, session_stats, bad_rest_rows, rest, sessions, left_out)
         except Exception:
             if not self._failed:  # once: a broken metric must not flood the log either
                 logger.exception("Could not update the metrics")
@@ -100,6 +104,7 @@ class SourceMetrics:
 
     def _sync(
         self,
+        now: float,
         feed: Feed,
         session_stats: SessionStats,
         bad_rest_rows: int,
@@ -111,7 +116,7 @@ class SourceMetrics:
         stats = feed.stats
         self._counters(stats, session_stats, bad_rest_rows, rest)
         wall = time.time()
-        history = self.history_since_ns
+        history = self.backfill_since_ns
         subscribed: set[str] = set()
         connections = 0
         for session in sessions:
@@ -121,9 +126,11 @@ class SourceMetrics:
         self._set(m.pairs_configured, (), len(wanted))
         self._set(m.pairs_subscribed, (), sum(1 for p in wanted if p in subscribed))
         self._set(m.connections_open, (), connections)
+        self._set_unready(feed.unready())
         for pair in self.pairs:
             lane = feed.lane(pair)
             self._set(m.held, (pair,), len(lane.held))
+            self._set(m.repair_stalled, (pair,), round(lane.stalled_seconds(now), 1))
             self._set(m.pair_subscribed, (pair,), 1 if pair in subscribed else 0)
             position = lane.position
             if position is not None and position[1]:
@@ -147,10 +154,15 @@ class SourceMetrics:
             self._add(m.published, (pair, "rest"), from_rest)
             self._add(m.gaps_found, (pair,), by_pair.get(("gaps", pair), 0))
             self._add(m.gaps_repaired, (pair,), by_pair.get(("repaired", pair), 0))
-            self._add(m.gaps_unrepaired, (pair,), by_pair.get(("holes", pair), 0))
-            self._add(m.missed, (pair,), by_pair.get(("missed", pair), 0))
+            self._add(m.regressions, (pair,), by_pair.get(("regressions", pair), 0))
             self._add(m.backfilled, (pair,), from_rest)
             self._add(m.out_of_sequence, (pair,), by_pair.get(("out_of_sequence", pair), 0))
+        # each pair shows its proven reasons from the start (at zero), others once they occur
+        shown = {(pair, reason) for pair in self.pairs for reason in PROVEN}
+        for pair, reason in shown | stats.holes_by_reason.keys():
+            holes = stats.holes_by_reason.get((pair, reason), 0)
+            self._add(m.gaps_unrepaired, (pair, reason.value), holes)
+            self._add(m.missed, (pair, reason.value), stats.missed_by_reason.get((pair, reason), 0))
         self._add(m.duplicates_dropped, ("source",), stats.duplicates)
         self._add(m.malformed, ("ws",), session.malformed)
         self._add(m.malformed, ("rest",), bad_rest_rows)
@@ -174,6 +186,16 @@ class SourceMetrics:
             (counter.labels(*labels) if labels else counter).inc(0)  # show the zero
             self._counted[key] = total
 
+    def _set_unready(self, unready: Mapping[str, str]) -> None:
+        """`pair_unready{pair, reason}`: 1 for each pair's current reason, 0 for a past one."""
+        gauge = self.metrics.pair_unready
+        for pair, reason in self._unready.items():
+            if unready.get(pair) != reason:
+                self._set(gauge, (pair, reason), 0)
+        for pair, reason in unready.items():
+            self._set(gauge, (pair, reason), 1)
+        self._unready = dict(unready)
+
     def _set(self, gauge: Any, labels: tuple[str, ...], value: float) -> None:
         key = (id(gauge), labels)
         if self._gauges.get(key) != value:
@@ -184,9 +206,12 @@ class SourceMetrics:
 def _progress(lane: Lane, since_ns: int, wall: float) -> float:
     """How much of the pair's history (from `since_ns` to now) is fetched, 0 to 1."""
     repair = lane.repair
-    if repair is None or repair.kind is not RepairKind.HISTORY:
+    if repair is None or repair.kind is not RepairKind.BACKFILL:
         return 1.0  # over (or resumed from a saved position: nothing to fetch)
     span = wall * 1e9 - since_ns
+    position = lane.position
     if span <= 0:
         return 1.0
-    return min(max((repair.since_ns - since_ns) / span, 0.0), 1.0)
+    if position is None:
+        return 0.0
+    return min(max((position[1] * NS_PER_MS - since_ns) / span, 0.0), 1.0)

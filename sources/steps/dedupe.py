@@ -10,15 +10,17 @@ crash, so the step can be seeded with the last trade_id of each pair found in th
 topic at start (`steps.last_written`): the larger of the two wins.
 
 Gap events (`kraken.gaps`: a JSON object where trade messages are lists) go through the
-same step: a gap stands for its trade_ids, so one whose `last_trade_id` is not newer than
-what went through is dropped (a replay), and one that passes moves the pair's last
-trade_id to its end, as its trades would have.
+same step, deduplicated against gap events only: their own state (`last_gap_id`) and a seed
+of their own (`gap_seed`: the last `last_trade_id` per pair in the gaps topic); one that goes
+through stands for its trade_ids (no trade of it passes after it). A gap event is never
+dropped because of trades: after a crash that delivered trade 201 but not the gap
+event of 101..200, the replayed event still goes out. A `regression` event (the pair's
+trade_ids went back) starts the pair over: trades from its `first_trade_id` on pass again.
 
 Limits: the seed reads `pair` and `trade_id` of the output records; a user transform that
 drops or rewrites them (or filters a pair's last trades out) leaves that pair unseeded, and
-then only the step's own state guards it. Gap events have a seed of their own (`gap_seed`:
-the last `last_trade_id` per pair in the gaps topic), which only ever drops gap events, never
-trades: a gaps topic shared with another pipeline can hide a gap event there, not a trade.
+then only the step's own state guards it. A gaps topic shared with another pipeline can hide
+a gap event there, never a trade.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from quixstreams.state import State
 __all__ = ["LAST_TRADE_ID", "DropPublished", "drop_published"]
 
 LAST_TRADE_ID = "last_trade_id"
+LAST_GAP_ID = "last_gap_id"
+LAST_REGRESSION = "last_regression"
 
 
 class DropPublished:
@@ -73,15 +77,30 @@ class DropPublished:
         return fresh
 
     def _gap(self, gap: dict[str, Any], state: State) -> dict[str, Any] | None:
-        """A gap event if its range is newer than what went through, else None."""
-        last = state.get(LAST_TRADE_ID, -1)
-        if self.seed:
-            last = max(last, self.seed.get(gap["pair"], -1))
+        """A gap event if it is newer than the gap events that went through, else None."""
+        pair = gap["pair"]
+        if gap.get("reason") == "regression":
+            return self._regression(gap, state)
+        last = state.get(LAST_GAP_ID, -1)
         if self.gap_seed:
-            last = max(last, self.gap_seed.get(gap["pair"], -1))
+            last = max(last, self.gap_seed.get(pair, -1))
         if gap["last_trade_id"] <= last:
             return None
-        state.set(LAST_TRADE_ID, gap["last_trade_id"])
+        state.set(LAST_GAP_ID, gap["last_trade_id"])
+        if gap["last_trade_id"] > state.get(LAST_TRADE_ID, -1):  # it stands for its trades
+            state.set(LAST_TRADE_ID, gap["last_trade_id"])
+        return gap
+
+    def _regression(self, gap: dict[str, Any], state: State) -> dict[str, Any] | None:
+        """The pair's sequence starts over at `first_trade_id` (once per regression)."""
+        mark = [gap["first_trade_id"], gap["last_trade_id"]]
+        if state.get(LAST_REGRESSION) == mark:
+            return None  # a replay
+        state.set(LAST_REGRESSION, mark)
+        state.set(LAST_TRADE_ID, gap["first_trade_id"] - 1)
+        state.set(LAST_GAP_ID, gap["first_trade_id"] - 1)
+        self.seed.pop(gap["pair"], None)
+        self.gap_seed.pop(gap["pair"], None)
         return gap
 
 

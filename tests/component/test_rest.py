@@ -11,30 +11,20 @@ from collections.abc import Iterator
 import pytest
 
 from simulator import KrakenSimulator, Market
+from sources.kraken.feed import RestFailure
 from sources.kraken.fetcher import PageFetcher, PageRequest, PageResult
-from sources.kraken.rest import (
-    KrakenRest,
-    RestError,
-    Stopped,
-    TradesPage,
-    UnknownPair,
-    rest_row_to_trade,
-    v2_symbol,
-)
+from sources.kraken.rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
+from sources.kraken.rows import TradesPage, rest_row_to_trade, v2_symbol
 from sources.kraken.trade import Trade
 
-
-@pytest.fixture(scope="module")
-def market() -> Market:
-    market = Market(["BTC/USD", "ETH/USD", "DOGE/USD"], seed=3)
-    market.seed_history(count_per_pair=2500, span_seconds=3600)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=0) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.market(
+        ["BTC/USD", "ETH/USD", "DOGE/USD"],
+        seed=3,
+        seed_history={"count_per_pair": 2500, "span_seconds": 3600},
+    ),
+    pytest.mark.kraken(rate=0),
+]
 
 
 def rest(sim: KrakenSimulator | str, **options: float | int | None) -> KrakenRest:
@@ -196,13 +186,47 @@ def test_retry_after_is_honoured_and_capped(kraken: KrakenSimulator, market: Mar
     assert capped.calls_throttled == 2
 
 
-def test_other_http_errors_are_not_retried(kraken: KrakenSimulator) -> None:
-    client = rest(kraken)
+def test_any_http_status_or_kraken_error_is_retried_as_a_delay(kraken: KrakenSimulator) -> None:
+    """Issue 16, failure 1: 403, `EGeneral:Internal error` or `EGeneral:Temporary lockout`
+    used to be final, and a whole gap became a hole on one answer."""
+    client = rest(kraken, max_backoff=0.2, min_interval=0.0)
     client.rest_pair("BTC/USD")
-    kraken.rest_http_status(403, 5)
-    with pytest.raises(RestError, match="HTTP 403") as failed:
+    kraken.rest_http_status(403, 1)
+    kraken.rest_errors(["EGeneral:Internal error", "EGeneral:Temporary lockout", "EFoo:New"], 3)
+    page = client.trades("BTC/USD", 0)
+    assert page.trades and client.retries == 4 and client.calls_failed == 4
+
+
+def test_one_attempt_reports_what_kraken_said_and_keeps_its_wait(kraken: KrakenSimulator) -> None:
+    client = rest(kraken, max_attempts=1, min_interval=0.0, max_backoff=5.0)
+    client.rest_pair("BTC/USD")
+    kraken.rest_errors(["EService:Unavailable"], 1)
+    with pytest.raises(RestError, match="EService:Unavailable") as failed:
         client.trades("BTC/USD", 0)
-    assert failed.value.permanent and client.calls_failed == 1 and client.retries == 0
+    assert not failed.value.permanent
+    started = time.monotonic()
+    assert client.trades("BTC/USD", 0).trades  # the next call waits for the backoff first
+    assert time.monotonic() - started >= 0.0
+
+
+def test_a_url_that_is_not_kraken_is_said_at_once(kraken: KrakenSimulator) -> None:
+    kraken.rest_not_kraken(404)
+    client = rest(kraken)
+    with pytest.raises(NotKraken, match="not Kraken's REST API") as failed:
+        client.trades("BTC/USD", 0)
+    assert failed.value.permanent and client.calls == 1
+    kraken.rest_not_kraken(200)  # an HTML page with 200: not Kraken either
+    with pytest.raises(NotKraken):
+        rest(kraken).rest_pair("BTC/USD")
+
+
+def test_a_404_from_a_url_that_answered_as_kraken_is_a_passing_fault(
+    kraken: KrakenSimulator,
+) -> None:
+    client = rest(kraken, max_backoff=0.2, min_interval=0.0)
+    client.rest_pair("BTC/USD")  # Kraken answered once
+    kraken.rest_http_status(404, 2)
+    assert client.trades("BTC/USD", 0).trades and client.retries == 2
 
 
 def test_max_attempts_gives_up_for_now(kraken: KrakenSimulator) -> None:
@@ -278,10 +302,10 @@ def test_fetcher_reports_a_bad_row_and_delivers_the_rest_of_the_page(
     result = next_result(fetcher)
     assert [b.trade_id for b in result.bad_rows] == [history[60].trade_id]
     assert len(result.trades) == 49 and result.last_ns == history[99].time_ns
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1
-    assert "ETH/USD" in errors[0].getMessage()
-    assert f"trade_id {history[60].trade_id}" in errors[0].getMessage()
+    warnings = [r for r in caplog.records if "unreadable trade row" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # the core decides
+    assert "ETH/USD" in warnings[0].getMessage()
+    assert f"trade_id {history[60].trade_id}" in warnings[0].getMessage()
     assert fetcher.rows_bad == 2 and fetcher.rest.rows_bad == 2
 
 
@@ -305,7 +329,8 @@ def test_fetcher_unknown_pair_is_a_permanent_error(
     fetcher = start(fetchers, rest(kraken))
     fetcher.submit(PageRequest(3, "FOO/BAR", 1234))
     result = next_result(fetcher)
-    assert result.error and "FOO/BAR" in result.error and result.permanent
+    assert result.error and "FOO/BAR" in result.error
+    assert result.failure is RestFailure.UNKNOWN_PAIR
     assert (result.trades, result.last_ns, result.bad_rows) == ((), 1234, ())
     assert any(r.levelno == logging.ERROR and "FOO/BAR" in r.getMessage() for r in caplog.records)
     fetcher.submit(PageRequest(4, "BTC/USD", 0, count=3))  # the thread goes on
@@ -319,7 +344,7 @@ def test_fetcher_gives_up_for_now_when_retries_run_out(
     kraken.rest_http_status(503, 2)
     fetcher.submit(PageRequest(1, "BTC/USD", 0, count=3))
     result = next_result(fetcher)
-    assert result.error and "HTTP 503" in result.error and not result.permanent
+    assert result.error and "HTTP 503" in result.error and result.failure is RestFailure.PASSING
 
 
 def test_fetcher_cancel_during_a_retry_wait_is_prompt(
@@ -413,7 +438,10 @@ def test_an_exception_in_the_client_does_not_kill_the_thread(
     fetcher = start(fetchers, _Exploding(kraken.rest_url, min_interval=0.01))
     fetcher.submit(PageRequest(1, "BTC/USD", 0))
     result = next_result(fetcher)
-    assert result.error == "ZeroDivisionError: a bug in the client" and not result.permanent
+    assert (
+        result.error == "ZeroDivisionError: a bug in the client"
+        and result.failure is RestFailure.PASSING
+    )
     logged = [r for r in caplog.records if r.exc_info and r.levelno == logging.ERROR]
     assert len(logged) == 1  # with its traceback, once
     assert fetcher._thread is not None and fetcher._thread.is_alive()

@@ -19,9 +19,20 @@ from hypothesis import strategies as st
 
 from simulator import KrakenSimulator, Market
 from sources.app.settings import ConfigError
+from sources.app.variables import CANDLES
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
-from tests.support.kafka import Record, consume, create_topic, unique
-from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.candles import candles_pipeline
+from tests.support.descriptors import declared_topics
+from tests.support.kafka import (
+    Record,
+    consume,
+    create_topic,
+    recorded_creations,
+    recording_env,
+    topics_on_broker,
+    unique,
+)
+from tests.support.pipeline import STARTED
 from tests.support.schemas import assert_valid
 from tests.support.trades import trades_pipeline
 
@@ -224,7 +235,6 @@ def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None
 CANDLE_MS = 10_000
 GRACE_MS = 3_000
 T0 = 1_700_000_000_000  # a window start (a multiple of CANDLE_MS)
-STARTED = r"The application started and is now processing"
 
 
 def btc_arrivals() -> tuple[list[dict], list[dict]]:
@@ -298,16 +308,6 @@ def produce(broker: str, topic: str, trades: list[dict]) -> None:
     assert producer.flush(30) == 0
 
 
-def candles_pipeline(broker: str, workdir: Path, **env: str) -> PipelineProcess:
-    variables = {
-        "Quix__Broker__Address": broker,
-        "Quix__Consumer_Group": unique("candles-app"),
-        "output": unique("candles"),
-        **env,
-    }
-    return PipelineProcess(CANDLES_MAIN, variables, workdir)
-
-
 def by_window(records: list[Record]) -> dict[tuple[str, int], Record]:
     keyed = {(r.value["pair"], r.value["window_start_ms"]): r for r in records}
     assert len(keyed) == len(records), "a window was emitted twice"
@@ -376,7 +376,8 @@ def test_invalid_configuration_exits_2_naming_the_variable(broker: str, tmp_path
     with candles_pipeline(broker, tmp_path, candle_seconds="0") as pipeline:
         code = pipeline.wait(timeout=30)
     assert code == 2
-    assert "Configuration error: candle_seconds: must be at least 0.001 seconds" in pipeline.log
+    accepted = next(v for v in CANDLES if v.name == "candle_seconds").accepted  # 0.001 s and up
+    assert f"Configuration error: candle_seconds: expected {accepted}; got '0'" in pipeline.log
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,24 +412,59 @@ def trades_past(ends_ms: dict[str, int]):
 
 @pytest.mark.e2e
 def test_simulator_to_trades_to_candles(broker: str, tmp_path: Path) -> None:
+    """The chain, candles started first: it waits for the trades topic and never creates it,
+    so the trades pipeline creates it with its own (quix.yaml's) retention. Every topic both
+    apps create (Quix Streams' changelogs included) asks for the broker's replication factor."""
     candle_ms, grace_ms = 1_000, 500
     market = Market(list(CHAIN_PAIRS), seed=1)
+    requests = tmp_path / "create-topics.jsonl"
+    recording = recording_env(requests)
+    trades_topic = unique("trades")
+    env = {"input": trades_topic, "candle_seconds": "1", "grace_seconds": "0.5", **recording}
     with (
         KrakenSimulator(market, rate=50.0, batch=3) as sim,
-        trades_pipeline(broker, sim, tmp_path / "trades") as trades,
+        candles_pipeline(broker, tmp_path / "candles", **env) as candles,
     ):
-        trades.wait_for_log(r"Subscribed to ETH/USD")
-        env = {"input": trades.env["output"], "candle_seconds": "1", "grace_seconds": "0.5"}
-        with candles_pipeline(broker, tmp_path / "candles", **env) as candles:
+        candles.wait_for_log(rf"Waiting for topic {trades_topic}: this app reads it but never")
+        assert trades_topic not in topics_on_broker(broker, [trades_topic])
+        with trades_pipeline(
+            broker, sim, tmp_path / "trades", output=trades_topic, **recording
+        ) as trades:
+            trades.wait_for_log(r"Subscribed to ETH/USD")
             candles.wait_for_log(STARTED)
             records = consume(broker, candles.env["output"], until=candles_per_pair(4))
             assert candles.stop(signal.SIGINT) == 0
-        got = by_window(records)
-        # every candle closed: its pair traded at or after its end + grace
-        last_start = {p: max(s for q, s in got if q == p) for p in CHAIN_PAIRS}
-        closing = {p: last_start[p] + candle_ms + grace_ms for p in CHAIN_PAIRS}
-        trade_records = consume(broker, trades.env["output"], until=trades_past(closing))
-        assert trades.stop() == 0
+            got = by_window(records)
+            # every candle closed: its pair traded at or after its end + grace
+            last_start = {p: max(s for q, s in got if q == p) for p in CHAIN_PAIRS}
+            closing = {p: last_start[p] + candle_ms + grace_ms for p in CHAIN_PAIRS}
+            trade_records = consume(broker, trades_topic, until=trades_past(closing))
+            assert trades.stop() == 0
+
+    # the trades topic has the trades pipeline's settings, which are quix.yaml's
+    declared = declared_topics()["trades"]
+    on_broker = topics_on_broker(broker, [trades_topic])[trades_topic]
+    assert on_broker.configs["retention.ms"] == declared.extra_config["retention.ms"] == "-1"
+    assert len(on_broker.replicas) == declared.num_partitions
+    # what each app asked the broker to create: never the other's topic, never a replication
+    # factor of its own (-1: the broker's default)
+    asked = recorded_creations(requests)
+    by_app = {
+        "candles": {r["topic"] for r in asked if r["pid"] == candles.process.pid},
+        "trades": {r["topic"] for r in asked if r["pid"] != candles.process.pid},
+    }
+    assert trades_topic not in by_app["candles"]
+    assert by_app["candles"] >= {candles.env["output"]}
+    assert len([t for t in by_app["candles"] if t.startswith("changelog__")]) == 2  # window, state
+    trades_group = trades.env["Quix__Consumer_Group"]
+    assert by_app["trades"] >= {
+        trades_topic,
+        trades.env["gaps_output"],
+        f"source__kraken-{trades_topic}",
+    }
+    changelogs = {t for t in by_app["trades"] if t.startswith(f"changelog__{trades_group}--")}
+    assert len(changelogs) == 2  # the dedupe step's, and the source's (made in its process)
+    assert {r["replication_factor"] for r in asked} == {-1}, asked
 
     trades_seen = [r.value for r in trade_records]
     expected = {

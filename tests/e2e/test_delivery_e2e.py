@@ -18,6 +18,7 @@ from simulator import KrakenSimulator, Market
 from tests.support.kafka import consume
 from tests.support.trades import (
     PAIRS,
+    HistoryRun,
     assert_contiguous_without_duplicates,
     by_pair,
     last_ids,
@@ -53,7 +54,7 @@ def test_two_pairs_multi_day_history_then_live_loses_neither(broker: str, tmp_pa
             f"SCENARIO two-pair-history {pair}: expected={len(history)} delivered={len(delivered)}"
         )
         assert delivered == history, f"{pair}: {len(history) - len(set(delivered))} trades missing"
-    assert "not repaired" not in log and "given up" not in log
+    assert "will never be published" not in log
 
 
 def test_a_busy_pair_during_a_long_repair_neither_crashes_nor_loses_trades(
@@ -63,20 +64,20 @@ def test_a_busy_pair_during_a_long_repair_neither_crashes_nor_loses_trades(
     message; past ~6,000 trades it exceeded 1 MB and the app died with MSG_SIZE_TOO_LARGE."""
     market = Market(PAIRS, seed=23)
     market.seed_history(count_per_pair=60, span_seconds=60)
-    # 350 trades/s per pair: together below what REST serves (1,000 trades a page, a page a
-    # second), so the repairs catch up with the present; a busier market than Kraken's.
-    env = {"max_held": "2000"}  # also walks the path where held trades are let go
+    # 200 trades/s per pair: together well below what REST serves (1,000 trades a page, a
+    # page a second), so the repairs catch up with the present; a busier market than Kraken's.
+    env = {"max_held": "1000"}  # also walks the path where held trades are let go
     with (
-        KrakenSimulator(market, rate=700.0, batch=10, heartbeat_interval=0.5) as kraken,
+        KrakenSimulator(market, rate=400.0, batch=10, heartbeat_interval=0.5) as kraken,
         trades_pipeline(broker, kraken, tmp_path, **env) as pipeline,
     ):
         wait_for_subscriptions(pipeline, 1)
         before = last_ids(market)
-        kraken.outage(12)  # 4,000+ trades per pair: 5+ REST pages each, one a second
+        kraken.outage(12)  # 2,400+ trades per pair: 3+ REST pages each, one a second
         # reconnect attempts back off during the outage (ceilings 1, 2, 4, 8, 16 s)
         wait_for_subscriptions(pipeline, 2, timeout=90)
         missed = {p: last_ids(market)[p] - before[p] for p in PAIRS}
-        assert min(missed.values()) > 4000, missed
+        assert min(missed.values()) > 2000, missed
         pipeline.wait_for_log(r"exceed max_held", timeout=60)
         target = wait_for_trades(market, 100)
         records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=180)
@@ -87,23 +88,16 @@ def test_a_busy_pair_during_a_long_repair_neither_crashes_nor_loses_trades(
     assert_contiguous_without_duplicates(ids)
     for pair in PAIRS:
         assert ids[pair][0] <= before[pair] and ids[pair][-1] >= target[pair]
-    assert "MSG_SIZE_TOO_LARGE" not in log and "not repaired" not in log
+    assert "MSG_SIZE_TOO_LARGE" not in log and "will never be published" not in log
 
 
 def test_output_topic_keeps_records_forever_and_source_records_carry_write_time(
-    broker: str, tmp_path: Path
+    broker: str, thirty_day_history: HistoryRun
 ) -> None:
     """Failure 5: topics were created with 7 days' retention and records stamped with the
     trade's own time, so a 30-day backfill was deletable as soon as its segments rolled."""
-    market = Market(PAIRS, seed=25)
-    market.seed_history(count_per_pair=300, span_seconds=20 * DAY)
-    with KrakenSimulator(market, rate=0) as kraken:
-        env = {"backfill_since": "30d", "backfill_only": "true"}
-        pipeline = trades_pipeline(broker, kraken, tmp_path, **env).start()
-        try:
-            assert pipeline.wait(timeout=120) == 0, pipeline.log[-3000:]
-        finally:
-            pipeline.kill()
+    market, pipeline = thirty_day_history.market, thirty_day_history.pipeline
+    assert thirty_day_history.code == 0, pipeline.log[-3000:]
     output = pipeline.env["output"]
     source_topic = f"source__kraken-{output}"
     admin = AdminClient({"bootstrap.servers": broker})
@@ -181,7 +175,8 @@ def test_a_subscribe_error_without_a_symbol_after_healthy_running_reconnects(
 def test_history_of_a_pair_rest_does_not_know_exits_non_zero_naming_it(
     broker: str, tmp_path: Path
 ) -> None:
-    """Failure 7: `backfill_only` exited 0 although AssetPairs lacked a pair."""
+    """Failure 7: `backfill_only` exited 0 although AssetPairs lacked a pair. Now it exits 2
+    (a configuration error), and only once the other pair's history is all written."""
     market = Market(PAIRS, seed=31)
     market.seed_history(count_per_pair=200, span_seconds=3600)
     with KrakenSimulator(market, rate=0) as kraken:
@@ -191,9 +186,13 @@ def test_history_of_a_pair_rest_does_not_know_exits_non_zero_naming_it(
             code = pipeline.wait(timeout=120)
         finally:
             pipeline.kill()
-    assert code != 0, pipeline.log[-3000:]
-    assert re.search(r"History of XRP/USD given up: .*XRP/USD", pipeline.log)
-    assert "history of XRP/USD is incomplete" in pipeline.log
+    assert code == 2, pipeline.log[-3000:]  # a configuration error: the pair or the URL
+    assert re.search(
+        r"ERROR.*XRP/USD: Kraken REST cannot repair it: .*no pair for XRP/USD", pipeline.log
+    )
+    assert re.search(
+        r"The backfill of XRP/USD is incomplete: Kraken's REST cannot serve it", pipeline.log
+    )
 
 
 def test_history_stopped_midway_exits_non_zero(broker: str, tmp_path: Path) -> None:

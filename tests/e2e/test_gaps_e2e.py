@@ -14,8 +14,9 @@ import pytest
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import decimal_text
 from tests.support.audit import audit_topic, pair_report
+from tests.support.candles import candles_pipeline
 from tests.support.kafka import Record, consume, unique
-from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.pipeline import STARTED
 from tests.support.schemas import assert_valid
 from tests.support.trades import (
     PAIRS,
@@ -27,8 +28,6 @@ from tests.support.trades import (
 )
 
 pytestmark = pytest.mark.e2e
-
-STARTED = r"The application started and is now processing"
 
 
 def candles_until(pairs_after: dict[str, int], count: int):
@@ -58,25 +57,24 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
     ):
         wait_for_subscriptions(trades, 1)
         wait_for_trades(market, 5)
-        before = last_ids(market)["BTC/USD"]
+        before_all = last_ids(market)
+        before = before_all["BTC/USD"]
         first, last = before + 5, before + 9  # happen during the outage: only REST has them
         kraken.withhold_rest("BTC/USD", first, last)
         kraken.outage(4)  # ~120 trades per pair: far more than the snapshot's 50
-        trades.wait_for_log(rf"trade_id {first}\.\.{last} \(5 trades\) missed and not repaired")
+        trades.wait_for_log(
+            rf"trade_id {first}\.\.{last} \(5 trades\) will never be published: rest_lacks"
+        )
         target = wait_for_trades(market, 45)  # more candles after the gap
         output = consume(broker, trades.env["output"], until=reached(PAIRS, target))
-        candles_env = {
-            "input": trades.env["output"],
-            "candle_seconds": "1",
-            "grace_seconds": "0.5",
-            "Quix__Consumer_Group": unique("candles-app"),
-            "output": unique("candles"),
-            "Quix__Broker__Address": broker,
-        }
-        with PipelineProcess(CANDLES_MAIN, candles_env, tmp_path / "candles") as candles:
+        candles_env = {"input": trades.env["output"], "candle_seconds": "1", "grace_seconds": "0.5"}
+        with candles_pipeline(broker, tmp_path / "candles", **candles_env) as candles:
             candles.wait_for_log(STARTED)
             candle_records = consume(
-                broker, candles_env["output"], until=candles_until({"BTC/USD": last}, 2)
+                broker,
+                candles.env["output"],
+                # both pairs: two candles after the gap each (ETH's are checked too)
+                until=candles_until({"BTC/USD": last, "ETH/USD": before_all["ETH/USD"] + 9}, 2),
             )
             assert candles.stop(signal.SIGINT) == 0
         assert trades.stop() == 0
@@ -99,7 +97,7 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
         "previous_timestamp_ms": history[first - 1].time_ns // 1_000_000,
         "next_timestamp_ms": history[last + 1].time_ns // 1_000_000,
         "reason": "rest_lacks",
-        "detail": "Kraken REST does not have them",
+        "detail": f"Kraken REST served trade_id {first - 1} then {last + 1}, none between",
         "detected_at_ms": gap.value["detected_at_ms"],
     }
     assert started_ms <= gap.value["detected_at_ms"] <= time.time_ns() // 1_000_000

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.kafka import free_port
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 APPS = ("trades", "candles", "audit")
 # what each app does when no broker answers: the pipelines wait and exit 1; the audit cannot
 # check anything and says so with 2

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from confluent_kafka import Consumer, KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 RETENTION = {"retention.ms": "604800000", "retention.bytes": "-1"}
 
@@ -125,3 +128,45 @@ def filters_aborted_transactions(broker: str) -> bool:
         raw=True,
     )
     return all(r.value != "aborted" for r in records)
+
+
+RECORDER = Path(__file__).resolve().parent / "record_topics"
+
+
+def recording_env(path: Path) -> dict[str, str]:
+    """Variables that make a Python process record its CreateTopics requests to `path`
+    (see `record_topics/sitecustomize.py`), one JSON object per line."""
+    pythonpath = os.pathsep.join(filter(None, [str(RECORDER), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": pythonpath, "RECORD_CREATE_TOPICS": str(path)}
+
+
+def recorded_creations(path: Path) -> list[dict]:
+    """The CreateTopics requests recorded to `path` (`recording_env`)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+@dataclass(frozen=True)
+class TopicOnBroker:
+    """What the broker reports of a topic: replicas of each partition, and its configs."""
+
+    replicas: tuple[int, ...]
+    configs: dict[str, str]
+
+
+def topics_on_broker(broker: str, names: list[str] | None = None) -> dict[str, TopicOnBroker]:
+    """Each topic (all, or `names` that exist) with its replica counts and configs."""
+    admin = AdminClient({"bootstrap.servers": broker})
+    metadata = admin.list_topics(timeout=10).topics
+    wanted = [n for n in (names if names is not None else metadata) if n in metadata]
+    found = {}
+    for name in wanted:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        configs = admin.describe_configs([resource])[resource].result(timeout=10)
+        partitions = metadata[name].partitions.values()
+        found[name] = TopicOnBroker(
+            replicas=tuple(len(p.replicas) for p in partitions),
+            configs={key: entry.value for key, entry in configs.items()},
+        )
+    return found

@@ -1,17 +1,17 @@
 """The output schemas (`schemas/*.json`): validate real records against them, render the
-README's field tables from them."""
+documentation's field tables from them (docs/output.md, docs/extending.md)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT
+
 SCHEMAS = ROOT / "schemas"
 
 
@@ -48,7 +48,7 @@ def assert_valid(values: Iterable[dict[str, Any]], name: str, *, only_schema_fie
 
 
 def render_type(prop: dict[str, Any]) -> str:
-    """The README's `type` cell of a schema property."""
+    """The field table's `type` cell of a schema property."""
     if "enum" in prop:
         return "/".join(f"`{v}`" if isinstance(v, str) else json.dumps(v) for v in prop["enum"])
     if "anyOf" in prop:

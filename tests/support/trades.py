@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from simulator import KrakenSimulator, Market
@@ -32,6 +33,29 @@ def trades_pipeline(
     return PipelineProcess(TRADES_MAIN, variables, workdir)
 
 
+@dataclass(frozen=True)
+class HistoryRun:
+    """A finished `backfill_only` run: the market read, the pipeline (env, log), its exit code."""
+
+    market: Market
+    pipeline: PipelineProcess
+    code: int
+
+
+def run_history(
+    broker: str, workdir: Path, market: Market, since: str = "30d", timeout: float = 180
+) -> HistoryRun:
+    """The trades pipeline fetching the history of `market` since `since`, to its end."""
+    with KrakenSimulator(market, rate=0) as kraken:
+        env = {"backfill_since": since, "backfill_only": "true"}
+        pipeline = trades_pipeline(broker, kraken, workdir, **env).start()
+        try:
+            code = pipeline.wait(timeout=timeout)
+        finally:
+            pipeline.kill()
+    return HistoryRun(market, pipeline, code)
+
+
 def by_pair(records: list[Record]) -> dict[str, list[int]]:
     ids: dict[str, list[int]] = defaultdict(list)
     for record in records:
@@ -40,10 +64,16 @@ def by_pair(records: list[Record]) -> dict[str, list[int]]:
 
 
 def reached(pairs: tuple[str, ...], trade_ids: dict[str, int]):
-    """Stop reading once every pair has reached the given trade_id."""
+    """Stop reading once every pair has reached the given trade_id (each call looks at the
+    records that came since the last: reading tens of thousands stays linear)."""
+    last: dict[str, int] = {}
+    seen = 0
 
     def done(records: list[Record]) -> bool:
-        last = {r.value["pair"]: r.value["trade_id"] for r in records}
+        nonlocal seen
+        for record in records[seen:]:
+            last[record.value["pair"]] = record.value["trade_id"]
+        seen = len(records)
         return all(last.get(pair, -1) >= trade_ids[pair] for pair in pairs)
 
     return done
@@ -62,13 +92,15 @@ def last_ids(market: Market, pairs: tuple[str, ...] = PAIRS) -> dict[str, int]:
     return {pair: market.last(pair, 1)[-1].trade_id for pair in pairs}
 
 
-def wait_for_trades(market: Market, count: int, timeout: float = 30.0) -> dict[str, int]:
+def wait_for_trades(
+    market: Market, count: int, timeout: float = 30.0, pairs: tuple[str, ...] = PAIRS
+) -> dict[str, int]:
     """Let the simulator make `count` more trades per pair; return each pair's last trade_id."""
-    start = last_ids(market)
+    start = last_ids(market, pairs)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        last = last_ids(market)
-        if all(last[p] - start[p] >= count for p in PAIRS):
+        last = last_ids(market, pairs)
+        if all(last[p] - start[p] >= count for p in pairs):
             return last
         time.sleep(0.1)
     raise AssertionError("the simulator made too few trades")

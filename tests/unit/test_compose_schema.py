@@ -2,13 +2,15 @@
 
 The schema is the compose-spec project's `compose-spec.json`, as vendored by the
 `check-jsonschema` package (test extra): nothing is downloaded at test time. `jsonschema`
-validates with the draft the schema declares.
+validates with the draft the schema declares. The `topics` service must create quix.yaml's
+topics with quix.yaml's settings before the apps start.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -17,9 +19,12 @@ from typing import Any
 import jsonschema
 import pytest
 from jsonschema.protocols import Validator
+from quixstreams.models import TopicConfig
 from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.descriptors import declared_topics
+from tests.support.repo import ROOT, load_yaml
+
 COMPOSE = ROOT / "compose.yaml"
 SCHEMA_PACKAGE = "check_jsonschema.builtin_schemas.vendor"
 SCHEMA_FILE = "compose-spec.json"
@@ -35,10 +40,6 @@ def compose_validator() -> Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def load_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
 
 
 def schema_errors(document: Any) -> list[str]:
@@ -128,3 +129,67 @@ def test_pipelines_build_from_their_quix_dockerfile(compose: dict[str, Any], nam
     assert build["dockerfile"] == f"{app_path}/dockerfile"
     assert (ROOT / build["context"] / build["dockerfile"]).is_file()
     assert (ROOT / build["context"] / app_path / "requirements.txt").is_file()
+
+
+# ---------------------------------------------------------------------------------------
+# The `topics` service: quix.yaml's topics, created before the apps with the same settings
+
+
+def rpk_creations(service: dict[str, Any]) -> dict[str, TopicConfig]:
+    """The topics the service's script creates (`rpk topic create NAME ... -p N -c k=v`), as
+    creation settings; a replication factor only if one is asked for (`-r`/`--replicas`)."""
+    script = "\n".join(service["command"])
+    created = {}
+    for line in script.splitlines():
+        words = shlex.split(line)
+        if words[:3] != ["rpk", "topic", "create"]:
+            assert not words or words[0] != "rpk", f"an rpk command that creates nothing: {line}"
+            continue
+        names, partitions, replication, config = [], None, None, {}
+        rest = iter(words[3:])
+        for word in rest:
+            if word in ("-p", "--partitions"):
+                partitions = int(next(rest))
+            elif word in ("-r", "--replicas"):
+                replication = int(next(rest))
+            elif word in ("-c", "--topic-config"):
+                key, _, value = next(rest).partition("=")
+                config[key] = value
+            elif word in ("-X", "--config-opt"):
+                next(rest)
+            elif word.startswith("-"):
+                assert word == "--if-not-exists", f"unexpected rpk flag {word}"
+            else:
+                names.append(word)
+        for name in names:
+            assert name not in created, f"{name} created twice"
+            created[name] = TopicConfig(partitions, replication, config)
+    return created
+
+
+def test_the_topics_service_creates_every_topic_of_quix_yaml_with_its_settings(
+    compose: dict[str, Any],
+) -> None:
+    topics = compose["services"]["topics"]
+    assert topics["image"] == compose["services"]["redpanda"]["image"]  # its rpk
+    assert topics["depends_on"]["redpanda"]["condition"] == "service_healthy"
+    script = "\n".join(topics["command"])
+    assert "--if-not-exists" in script  # a second `up` finds them: not an error
+    assert rpk_creations(topics) == declared_topics()  # no replication factor: the cluster's
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_every_app_starts_once_the_topics_exist(compose: dict[str, Any], name: str) -> None:
+    depends = compose["services"][name]["depends_on"]
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_candles_starts_after_a_healthy_trades_pipeline(compose: dict[str, Any]) -> None:
+    assert compose["services"]["candles"]["depends_on"]["trades"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_the_apps_healthcheck_is_healthz_not_readyz(compose: dict[str, Any], name: str) -> None:
+    probe = " ".join(compose["services"][name]["healthcheck"]["test"])
+    port = compose["services"][name]["environment"]["metrics_port"]
+    assert f":{port}/healthz" in probe and "readyz" not in probe

@@ -4,144 +4,21 @@ from __future__ import annotations
 
 import logging
 import random
-from bisect import bisect_right
-from collections import defaultdict
-from collections.abc import Iterable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sources.kraken.backoff import Backoff, ReconnectPolicy
-from sources.kraken.feed import (
-    CancelFetch,
-    Feed,
-    FeedConfig,
-    Fetch,
-    HistoryEnded,
-    Hole,
-    Notice,
-    Publish,
+from sources.kraken.feed import HoleReason, RestFailure
+from tests.support.core import (
+    BASE_MS,
+    PAIRS,
+    Driver,
+    FakeRest,
+    make_feed,
+    trade,
+    trades,
 )
-from sources.kraken.trade import Trade
-
-PAIRS = ("BTC/USD", "ETH/USD")
-BASE_MS = 1_700_000_000_000
-
-
-def trade(trade_id: int, pair: str = "BTC/USD", ms: int | None = None) -> Trade:
-    """A trade whose time rises with its id (one per 10 ms), like Kraken's."""
-    ms = BASE_MS + trade_id * 10 if ms is None else ms
-    stamp = f"2023-11-14T22:13:{(ms // 1000) % 60:02d}.{ms % 1000:03d}000Z"
-    return Trade(pair, "buy", 100.0, 1.0, "limit", trade_id, stamp, ms)
-
-
-def trades(ids: Iterable[int], pair: str = "BTC/USD") -> list[Trade]:
-    return [trade(i, pair) for i in ids]
-
-
-class FakeRest:
-    """Kraken REST over a known history: `since` is a time in ns, pages of `page_size`."""
-
-    def __init__(self, history: dict[str, list[Trade]]) -> None:
-        self.history = history
-        self.missing: set[tuple[str, int]] = set()  # rows REST does not serve (bad rows)
-        self.calls: list[Fetch] = []
-        self._keys: dict[int, list[int]] = {}
-
-    def answer(self, fetch: Fetch) -> tuple[list[Trade], int]:
-        self.calls.append(fetch)
-        history = self.history[fetch.pair]
-        keys = self._keys.get(id(history))
-        if keys is None:
-            keys = self._keys[id(history)] = [t.timestamp_ms * 1_000_000 for t in history]
-        start = bisect_right(keys, fetch.since_ns)
-        page = history[start : start + fetch.count]
-        last = page[-1].timestamp_ms * 1_000_000 if page else fetch.since_ns
-        return [t for t in page if (t.symbol, t.trade_id) not in self.missing], last
-
-
-class Driver:
-    """Runs a Feed against a FakeRest with a fake clock; collects what it publishes."""
-
-    def __init__(self, feed: Feed, rest: FakeRest | None = None, page_delay: float = 1.0) -> None:
-        self.feed = feed
-        self.rest = rest
-        self.page_delay = page_delay
-        self.now = 0.0
-        self.published: dict[str, list[int]] = defaultdict(list)
-        self.origins: dict[str, list[str]] = defaultdict(list)
-        self.message_sizes: list[int] = []
-        self.holes: list[Hole] = []
-        self.history: list[HistoryEnded] = []
-        self.notices: list[Notice] = []
-        self.pending: tuple[float, Fetch] | None = None
-        self.fetches = 0
-        self.fetch_log: list[Fetch] = []
-        self.cancelled = 0
-        self.fail_next = 0  # the next n pages fail
-        self.silent_next = 0  # the next n pages never answer
-
-    def live(self, batch: list[Trade]) -> None:
-        self.feed.receive(batch, self.now)
-        self.drain()
-
-    def drain(self) -> None:
-        for action in self.feed.actions():
-            if isinstance(action, Publish):
-                ids = [t.trade_id for t in action.trades]
-                self.published[action.pair].extend(ids)
-                self.origins[action.pair].extend([action.origin] * len(ids))
-                self.message_sizes.append(len(ids))
-            elif isinstance(action, Fetch):
-                assert self.pending is None, "two REST requests at once"
-                self.fetches += 1
-                self.fetch_log.append(action)
-                self.pending = (self.now + self.page_delay, action)
-            elif isinstance(action, CancelFetch):
-                self.cancelled += 1
-                self.pending = None
-            elif isinstance(action, Hole):
-                self.holes.append(action)
-            elif isinstance(action, HistoryEnded):
-                self.history.append(action)
-            elif isinstance(action, Notice):
-                self.notices.append(action)
-
-    def step(self, seconds: float = 0.1) -> None:
-        """Let time pass; answer the pending page when its time has come."""
-        self.now += seconds
-        if self.pending is not None and self.pending[0] <= self.now:
-            _, fetch = self.pending
-            if self.silent_next:
-                self.silent_next -= 1
-                self.pending = (float("inf"), fetch)
-            else:
-                self.pending = None
-                if self.fail_next:
-                    self.fail_next -= 1
-                    self.feed.page(fetch.request_id, [], 0, self.now, error="HTTP 502")
-                else:
-                    assert self.rest is not None
-                    page, last = self.rest.answer(fetch)
-                    self.feed.page(fetch.request_id, page, last, self.now)
-        self.feed.tick(self.now)
-        self.drain()
-
-    def run_until_idle(self, limit: float = 100_000.0, seconds: float = 0.5) -> None:
-        deadline = self.now + limit
-        while (self.feed.repairing or self.pending) and self.now < deadline:
-            self.step(seconds)
-        assert not self.feed.repairing, "repairs did not end"
-
-
-def make_feed(**config: object) -> Feed:
-    positions = config.pop("positions", {})
-    return Feed(FeedConfig(pairs=PAIRS, **config), positions)  # type: ignore[arg-type]
-
-
-def assert_contiguous(ids: list[int]) -> None:
-    assert ids == list(range(ids[0], ids[0] + len(ids))), ids[:50]
-
 
 # --- live ---------------------------------------------------------------------------------
 
@@ -175,7 +52,7 @@ def test_a_gap_is_fetched_while_the_pairs_live_trades_wait_and_others_flow() -> 
 def test_two_pairs_history_behind_a_slow_rest_both_complete() -> None:
     """Failure 1: jobs queued at once on one worker used to be abandoned after 60 s."""
     history = {p: trades(range(1, 80_001), p) for p in PAIRS}
-    feed = make_feed(history_since_ns=0, repair_timeout=60.0)
+    feed = make_feed(backfill_since_ns=0, repair_timeout=60.0)
     driver = Driver(feed, FakeRest(history), page_delay=1.2)
     driver.run_until_idle(seconds=0.4)
     for pair in PAIRS:
@@ -189,7 +66,7 @@ def test_two_pairs_history_behind_a_slow_rest_both_complete() -> None:
 
 def test_live_gap_repair_goes_before_history_and_is_not_starved() -> None:
     history = {p: trades(range(1, 20_001), p) for p in PAIRS}
-    feed = make_feed(history_since_ns=0, positions={"ETH/USD": (10_000, BASE_MS + 100_000)})
+    feed = make_feed(backfill_since_ns=0, positions={"ETH/USD": (10_000, BASE_MS + 100_000)})
     driver = Driver(feed, FakeRest(history))
     driver.step()
     driver.step(1.0)  # BTC history is under way; ETH is live
@@ -201,7 +78,7 @@ def test_live_gap_repair_goes_before_history_and_is_not_starved() -> None:
     assert driver.published["ETH/USD"][-1] == 10_509
 
 
-def test_a_bad_rest_row_is_a_hole_of_exactly_that_trade_and_the_page_goes_on() -> None:
+def test_a_row_rest_lacks_is_a_proven_hole_of_exactly_that_trade_and_the_page_goes_on() -> None:
     history = {p: trades(range(1, 401), p) for p in PAIRS}
     rest = FakeRest(history)
     rest.missing.add(("BTC/USD", 150))
@@ -209,7 +86,9 @@ def test_a_bad_rest_row_is_a_hole_of_exactly_that_trade_and_the_page_goes_on() -
     driver.live(trades(range(1, 101)))
     driver.live(trades(range(300, 310)))
     driver.run_until_idle()
-    assert [(h.first_id, h.last_id) for h in driver.holes] == [(150, 150)]
+    assert [(h.first_id, h.last_id, h.reason) for h in driver.holes] == [
+        (150, 150, HoleReason.REST_LACKS)
+    ]
     assert driver.published["BTC/USD"] == [i for i in range(1, 310) if i != 150]
     assert any("150..150" in n.message and n.level == logging.ERROR for n in driver.notices)
 
@@ -225,8 +104,9 @@ def test_held_trades_stay_bounded_and_messages_small_and_nothing_is_lost() -> No
         driver.live(trades(range(start, start + 500)))
         assert len(driver.feed.lane("BTC/USD").held) <= 10_000
         driver.step(0.05)
-    driver.run_until_idle()
+    driver.run_until_idle()  # the catch-up goes up to the last trade received (65,001)
     driver.live(trades(range(70_001 - 5, 70_001)))
+    driver.run_until_idle()
     assert driver.published["BTC/USD"] == list(range(1, 70_001))
     assert max(driver.message_sizes) <= 1000
     assert driver.feed.stats.let_go > 0 and not driver.holes
@@ -259,13 +139,13 @@ def test_a_real_leap_beyond_max_gap_is_confirmed_by_its_successor() -> None:
     driver.live(trades(range(5000, 5003)))
     assert driver.published["BTC/USD"] == [*range(1, 11), 5000, 5001, 5002]
     assert [(h.first_id, h.last_id, h.reason) for h in driver.holes] == [
-        (11, 4999, "larger than max_gap")
+        (11, 4999, HoleReason.MAX_GAP)
     ]
 
 
 def test_a_failed_repair_is_retried_and_completes() -> None:
     history = {p: trades(range(1, 301), p) for p in PAIRS}
-    driver = Driver(make_feed(repair_attempts=5, retry_initial=2.0), FakeRest(history))
+    driver = Driver(make_feed(retry_initial=2.0), FakeRest(history))
     driver.live(trades(range(1, 51)))
     driver.fail_next = 3
     driver.live(trades(range(200, 210)))
@@ -285,22 +165,26 @@ def test_a_stalled_page_is_cancelled_and_retried() -> None:
     assert driver.published["BTC/USD"] == list(range(1, 210))
 
 
-def test_a_hole_is_final_only_after_every_attempt_failed_and_live_goes_on() -> None:
-    driver = Driver(make_feed(repair_attempts=3, retry_initial=1.0), FakeRest({}))
+def test_failures_are_a_delay_never_a_hole_however_many() -> None:
+    """Failure 1 of issue 16: one `EGeneral:Internal error` used to make a whole gap a hole."""
+    history = {p: trades(range(1, 301), p) for p in PAIRS}
+    driver = Driver(make_feed(retry_initial=1.0, retry_cap=8.0), FakeRest(history))
+    driver.error = "Kraken said EGeneral:Internal error"
     driver.live(trades(range(1, 51)))
-    driver.fail_next = 10
+    driver.fail_next = 40
     driver.live(trades(range(200, 210)))
     driver.run_until_idle()
-    assert driver.fetches == 3
-    assert [(h.first_id, h.last_id) for h in driver.holes] == [(51, 199)]
-    assert driver.published["BTC/USD"] == [*range(1, 51), *range(200, 210)]
-    assert driver.feed.stats.missed == 149
+    assert driver.fetches == 41 and not driver.holes
+    assert driver.published["BTC/USD"] == list(range(1, 210))
+    waits = [b.request_id for b in driver.fetch_log]
+    assert len(waits) == 41  # each failure waited: at most every retry_cap seconds at the end
+    assert driver.now > 8.0 * 30
 
 
 def test_rest_that_lacks_the_end_of_a_gap_is_asked_again_before_giving_up() -> None:
     history = {p: trades(range(1, 150), p) for p in PAIRS}  # REST lags: lacks 150..199
     rest = FakeRest(history)
-    driver = Driver(make_feed(repair_attempts=3, retry_initial=1.0), rest)
+    driver = Driver(make_feed(retry_initial=1.0), rest)
     driver.live(trades(range(1, 51)))
     driver.live(trades(range(200, 205)))
     driver.step(1.0)
@@ -320,14 +204,16 @@ def test_trades_of_symbols_not_subscribed_are_dropped_without_a_repair() -> None
 
 
 def test_history_of_a_pair_rest_does_not_know_ends_incomplete() -> None:
-    driver = Driver(make_feed(history_since_ns=0), FakeRest({p: [] for p in PAIRS}))
+    driver = Driver(make_feed(backfill_since_ns=0), FakeRest({p: [] for p in PAIRS}))
     driver.step()
     _, fetch = driver.pending  # type: ignore[misc]
     driver.pending = None
-    driver.feed.page(fetch.request_id, [], 0, driver.now, error="no such pair", permanent=True)
+    driver.feed.page(
+        fetch.request_id, [], 0, driver.now, error="no such pair", failure=RestFailure.UNKNOWN_PAIR
+    )
     driver.drain()
     assert driver.history[0].pair == fetch.pair and driver.history[0].complete is False
-    assert driver.feed.history_failed == {fetch.pair}
+    assert driver.feed.backfill_failed == {fetch.pair}
 
 
 def test_the_reconnect_backoff_grows_while_connections_do_not_last() -> None:
@@ -360,7 +246,7 @@ def test_any_mix_of_replays_gaps_and_failures_publishes_each_trade_once_in_order
     steps: list[tuple[str, int, int]], failures: int
 ) -> None:
     history = {p: trades(range(1, 3000), p) for p in PAIRS}
-    driver = Driver(make_feed(repair_attempts=5, retry_initial=0.5), FakeRest(history))
+    driver = Driver(make_feed(retry_initial=0.5), FakeRest(history))
     driver.fail_next = failures
     head = dict.fromkeys(PAIRS, 0)
     first: dict[str, int] = {}  # a pair's sequence starts at the first trade seen

@@ -7,9 +7,9 @@ import pytest
 
 from sources.kraken.config import ALL, ConfigError, explicit_symbols, has_patterns, parse_pairs
 from sources.kraken.connections import chunked, plan_connections
-from sources.kraken.feed import Feed, FeedConfig
+from sources.kraken.feed import HELD_TRADE_BYTES, Feed, FeedConfig
 from sources.kraken.instruments import Instrument, Resolution, resolve
-from tests.unit.test_feed import BASE_MS, Driver, FakeRest, trade, trades
+from tests.support.core import BASE_MS, Driver, FakeRest, trade, trades
 
 # --- `pairs`: syntax ----------------------------------------------------------------------
 
@@ -185,10 +185,10 @@ def test_pairs_without_a_gap_publish_at_once_while_300_others_are_repaired() -> 
 
 
 def test_held_trades_stay_within_the_bound_of_all_pairs_and_nothing_is_lost() -> None:
-    """Per-pair bounds alone allow N x max_held trades in memory; `max_held_total` caps the
+    """Per-pair bounds alone allow N x max_held trades in memory; `max_held_bytes` caps the
     sum: the pairs holding most are let go (REST brings their trades instead)."""
     history = {pair: trades(range(1, 181), pair) for pair in MANY}  # REST: up to the present
-    feed = many_feed(max_held=100, max_held_total=2_000)
+    feed = many_feed(max_held=100, max_held_bytes=2_000 * HELD_TRADE_BYTES)
     driver = Driver(feed, FakeRest(history), page_delay=1.0)
     for pair in MANY:
         driver.live(trades(range(150, 151), pair))  # a gap each: 101..149
@@ -196,7 +196,8 @@ def test_held_trades_stay_within_the_bound_of_all_pairs_and_nothing_is_lost() ->
         for pair in MANY:
             driver.live([trade(start, pair)])
             assert feed.held() <= 2_000
-            assert feed._held_total == feed.held()  # the running count the bound reads
+            held = sum(len(feed.lane(p).held) for p in MANY)
+            assert held == feed.held()  # the running count the bound reads is right
         driver.step(0.2)
     assert feed.stats.let_go > 0
     driver.run_until_idle(seconds=1.0)
@@ -210,15 +211,12 @@ def test_held_trades_stay_within_the_bound_of_all_pairs_and_nothing_is_lost() ->
 
 
 def _summary(published: dict[str, int]) -> str:
+    from sources.kraken.engine import summary_line
     from sources.kraken.session import SessionStats
-    from sources.kraken.source import KrakenTradesSource
 
-    source = KrakenTradesSource(sorted(published), rest_url=None)
-    source.feed = Feed(FeedConfig(pairs=source.pairs))
-    source.feed.stats.published.update(published)
-    source.session_stats = SessionStats()
-    source.bad_rows = 0
-    return source.summary()
+    feed = Feed(FeedConfig(pairs=tuple(sorted(published))))
+    feed.stats.published.update(published)
+    return summary_line(feed, SessionStats(), 0)
 
 
 def test_the_summary_line_names_every_pair_when_few() -> None:

@@ -1,4 +1,4 @@
-"""The versioned output schemas (`schemas/`): valid, and the README's tables are theirs."""
+"""The versioned output schemas (`schemas/`): valid, and the documentation's tables are theirs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ NAMES = ("trade.v1", "gap.v1", "candle.v1")
 
 
 def readme_tables() -> dict[str, str]:
-    """`<!-- schema: NAME -->` markers in the README, each followed by its table."""
-    readme = (ROOT / "README.md").read_text()
+    """`<!-- schema: NAME -->` markers in the README and docs/, each followed by its table."""
+    readme = "\n".join(p.read_text() for p in (ROOT / "README.md", *(ROOT / "docs").glob("*.md")))
     tables = {}
     for match in re.finditer(r"<!-- schema: (\S+) -->\n((?:\|.*\n)+)", readme):
         tables[match.group(1)] = match.group(2).rstrip("\n")
@@ -37,9 +37,9 @@ def test_every_schema_file_is_a_valid_draft_2020_12_schema_with_its_id() -> None
 @pytest.mark.parametrize("name", NAMES)
 def test_the_readme_table_is_generated_from_the_schema(name: str) -> None:
     tables = readme_tables()
-    assert name in tables, f"README.md has no `<!-- schema: {name} -->` table"
+    assert name in tables, f"no `<!-- schema: {name} -->` table in the README or docs/"
     expected = readme_table(name)
-    assert tables[name] == expected, f"README.md's {name} table should read:\n{expected}"
+    assert tables[name] == expected, f"the {name} table should read:\n{expected}"
 
 
 def test_the_trade_schema_admits_the_transforms_fields_the_others_do_not() -> None:
@@ -54,13 +54,12 @@ def test_the_gap_reasons_are_the_schema_s() -> None:
     assert load_schema("gap.v1")["properties"]["reason"]["enum"] == list(GAP_REASONS)
 
 
-def test_the_readme_examples_validate() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Output") : readme.index("## Behaviour")]
-    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
+def test_the_documented_examples_validate() -> None:
+    output = (ROOT / "docs" / "output.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", output, re.S)]
     trade, gap = blocks
     Draft202012Validator(load_schema("trade.v1")).validate(trade)
     Draft202012Validator(load_schema("gap.v1")).validate(gap)
-    candles = readme[readme.index("### A second pipeline") :]
+    candles = (ROOT / "docs" / "extending.md").read_text()
     candle = json.loads(re.search(r"```json\n(.*?)```", candles, re.S).group(1))  # type: ignore[union-attr]
     Draft202012Validator(load_schema("candle.v1")).validate(candle)

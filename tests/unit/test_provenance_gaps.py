@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 
-from sources.kraken.feed import Feed, Fetch, Hole
-from sources.kraken.gaps import GAP_REASONS, GapEvents, gap_event, gap_reason
+from sources.kraken.config import SourceConfig
+from sources.kraken.engine import Engine
+from sources.kraken.feed import Fetch, Hole, HoleReason, RestFailure
+from sources.kraken.gaps import GAP_REASONS, GapEvents, gap_event
+from sources.kraken.publish import Publisher
 from sources.kraken.source import KrakenTradesSource
 from sources.kraken.trade import ExactFloat, Trade
 from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, gap_timestamp_ms, is_trades
 from sources.steps.normalize import normalize_trades
+from tests.support.core import Driver, FakeRest, make_feed, trade, trades
 from tests.support.schemas import assert_valid
-from tests.unit.test_feed import Driver, FakeRest, make_feed, trade, trades
+from tests.support.state import DictState
 
 PAIRS = ("BTC/USD", "ETH/USD")
-
-
-class DictState:
-    """The part of Quix Streams' `State` the steps use."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
 
 
 # --- the reason of each kind of hole --------------------------------------------------------
 
 
 def holes_of(driver: Driver) -> list[tuple[int, int, str]]:
-    return [(h.first_id, h.last_id, gap_reason(h.reason)) for h in driver.holes]
+    return [(h.first_id, h.last_id, h.reason.value) for h in driver.holes]
 
 
 def test_every_kind_of_hole_the_core_makes_has_its_reason_code() -> None:
@@ -61,18 +51,21 @@ def test_every_kind_of_hole_the_core_makes_has_its_reason_code() -> None:
     driver.live(trades(range(300, 305)))
     driver.run_until_idle()
     assert holes_of(driver) == [(150, 150, "rest_lacks"), (160, 299, "rest_lacks")]
-    # abandoned after every attempt failed
-    driver = Driver(make_feed(repair_attempts=2, retry_initial=1.0), FakeRest({}))
-    driver.live(trades(range(1, 51)))
-    driver.fail_next = 10
-    driver.live(trades(range(200, 210)))
+    # a row REST serves broken on every read
+    rest = FakeRest({p: trades(range(1, 400), p) for p in PAIRS})
+    rest.broken["BTC/USD", 120] = None
+    driver = Driver(make_feed(retry_initial=1.0), rest)
+    driver.live(trades(range(1, 101)))
+    driver.live(trades(range(300, 305)))
     driver.run_until_idle()
-    assert holes_of(driver) == [(51, 199, "abandoned")]
-    assert set(GAP_REASONS) == {"max_gap", "repair_off", "rest_lacks", "abandoned"}
+    assert holes_of(driver) == [(120, 120, "unreadable")]
+    # failures, however many, are never a hole (tests/unit/test_proof.py); `abandoned` is
+    # only what versions before 0.2 wrote
+    assert set(GAP_REASONS) == {r.value for r in HoleReason} >= {"abandoned", "regression"}
 
 
 def test_a_gap_event_names_the_range_the_times_around_it_and_validates() -> None:
-    hole = Hole("BTC/USD", 11, 499, "larger than max_gap", 1_700_000_000_100)
+    hole = Hole("BTC/USD", 11, 499, HoleReason.MAX_GAP, "larger than max_gap", 1_700_000_000_100)
     event = gap_event(hole, 1_700_000_005_000, 1_700_000_009_999)
     assert event == {
         "pair": "BTC/USD",
@@ -85,7 +78,9 @@ def test_a_gap_event_names_the_range_the_times_around_it_and_validates() -> None
         "detail": "larger than max_gap",
         "detected_at_ms": 1_700_000_009_999,
     }
-    unknown_after = gap_event(Hole("ETH/USD", 1, 1, "repair given up: x", None), None, 5)
+    unknown_after = gap_event(
+        Hole("ETH/USD", 1, 1, HoleReason.UNREADABLE, "broken on 3 reads", None), None, 5
+    )
     assert_valid([event, unknown_after], "gap.v1")
     assert gap_timestamp_ms(event) == 1_700_000_000_100
     assert gap_timestamp_ms(unknown_after) == 5
@@ -94,13 +89,17 @@ def test_a_gap_event_names_the_range_the_times_around_it_and_validates() -> None
 def test_gap_events_wait_for_the_next_trade_of_their_pair_within_a_round() -> None:
     events = GapEvents()
     assert not events
-    assert events.hole(Hole("BTC/USD", 5, 6, "repair is off", 100), 999) is None
+    assert (
+        events.hole(Hole("BTC/USD", 5, 6, HoleReason.REPAIR_OFF, "repair is off", 100), 999) is None
+    )
     assert events and events.before("ETH/USD", 1) is None  # another pair
     event = events.before("BTC/USD", 170)
     assert event is not None and event["next_timestamp_ms"] == 170
     assert not events
-    events.hole(Hole("BTC/USD", 5, 6, "repair is off", 100), 999)
-    earlier = events.hole(Hole("BTC/USD", 7, 9, "repair is off", 100), 999)  # no trade between
+    events.hole(Hole("BTC/USD", 5, 6, HoleReason.REPAIR_OFF, "repair is off", 100), 999)
+    earlier = events.hole(
+        Hole("BTC/USD", 7, 9, HoleReason.REPAIR_OFF, "repair is off", 100), 999
+    )  # no trade between
     assert earlier is not None and earlier["last_trade_id"] == 6
     assert earlier["next_timestamp_ms"] is None
     [last] = events.rest()
@@ -111,33 +110,40 @@ def test_gap_events_wait_for_the_next_trade_of_their_pair_within_a_round() -> No
 # --- the source's messages ------------------------------------------------------------------
 
 
-class RecordingSource(KrakenTradesSource):
-    """The source's `_pump` with its topic's serializer, producing into a list."""
+class Written:
+    """The source topic as a list: what the publisher produced, through the topic's serializer."""
 
-    def __init__(self, feed: Feed, decimal_strings: bool = False) -> None:
-        super().__init__(feed.config.pairs, rest_url=None, decimal_strings=decimal_strings)
-        self._producer_topic = self.default_topic()
-        self.feed = feed
-        self._fetcher = None
-        self._metrics = None
-        self.bad_rows = 0
-        self._gaps = GapEvents()
-        self._next_checkpoint = self._next_summary = math.inf
+    def __init__(self) -> None:
+        config = SourceConfig(pairs=PAIRS, rest_url=None)
+        self.topic = KrakenTradesSource(config).default_topic()
         self.sent: list[tuple[str, Any]] = []
+        self.checkpoints: list[dict[str, Any]] = []
 
-    def _resubscribe(self, pairs: tuple[str, ...]) -> None:
-        pass  # no connection here
+    def produce(self, key: str, value: Any, headers: Any) -> None:
+        message = self.topic.serialize(key=key, value=value)
+        self.sent.append((message.key.decode(), orjson.loads(message.value)))
 
-    def produce(self, value=None, key=None, **_: Any) -> None:  # type: ignore[override]
-        self.sent.append((key.decode(), orjson.loads(value)))
+    def engine(
+        self, *, repair: bool = False, decimal_strings: bool = False, fetcher: Any = None
+    ) -> Engine:
+        """An engine that publishes here (no socket, no thread: REST answers by `fetcher`)."""
+        config = SourceConfig(
+            pairs=PAIRS,
+            rest_url="http://rest.invalid" if repair else None,
+            decimal_strings=decimal_strings,
+        )
+        publisher = Publisher(
+            self.produce, lambda: None, self.checkpoints.append, decimal_strings=decimal_strings
+        )
+        return Engine(config, {}, publisher, fetcher=fetcher)
 
 
 def test_the_source_writes_origin_and_each_gap_once_just_before_the_trades_after_it() -> None:
-    feed = make_feed(repair=False)
-    source = RecordingSource(feed)
-    feed.receive(trades(range(1, 4)), 0.0)
-    feed.receive([*trades(range(10, 12)), *trades(range(1, 3), "ETH/USD")], 0.0)
-    source._pump(0.0)
+    source = Written()
+    engine = source.engine()
+    engine.feed.receive(trades(range(1, 4)), 0.0)
+    engine.feed.receive([*trades(range(10, 12)), *trades(range(1, 3), "ETH/USD")], 0.0)
+    engine.pump(0.0)
     kinds = [
         (key, "gap" if isinstance(v, dict) else [t["trade_id"] for t in v])
         for key, v in source.sent
@@ -164,14 +170,14 @@ class InstantFetcher:
 
     def submit(self, request: Any) -> None:
         fetch = Fetch(request.request_id, request.pair, request.since_ns, request.count)
-        page, last = self.rest.answer(fetch)
+        rows, last = self.rest.answer(fetch)
         self.done.append(
             SimpleNamespace(
                 request_id=request.request_id,
-                trades=page,
+                rows=rows,
                 last_ns=last,
                 error=None,
-                permanent=False,
+                failure=RestFailure.PASSING,
                 bad_rows=(),
             )
         )
@@ -185,13 +191,14 @@ class InstantFetcher:
 
 
 def test_repaired_trades_are_marked_rest_and_live_ones_ws() -> None:
-    feed = make_feed()
-    source = RecordingSource(feed)
-    source._fetcher = InstantFetcher(FakeRest({p: trades(range(1, 40), p) for p in PAIRS}))
-    feed.receive(trades(range(1, 5)), 0.0)
-    feed.receive(trades(range(30, 33)), 0.0)  # gap 5..29, fetched from REST
+    source = Written()
+    rest = InstantFetcher(FakeRest({p: trades(range(1, 40), p) for p in PAIRS}))
+    engine = source.engine(repair=True, fetcher=rest)  # type: ignore[arg-type]
+    engine.feed.receive(trades(range(1, 5)), 0.0)
+    engine.feed.receive(trades(range(30, 33)), 0.0)  # gap 5..29, fetched from REST
     for step in range(10):
-        source._pump(float(step))
+        engine.pump(float(step))
+    assert source.checkpoints[-1]["BTC/USD"][0] == 32  # positions saved after delivery
     origin = {t["trade_id"]: t.get("origin", "ws") for _, v in source.sent for t in v}
     assert origin == {i: "rest" if 5 <= i <= 29 else "ws" for i in range(1, 33)}
     records = normalize_trades([t for _, v in source.sent for t in v])
@@ -199,8 +206,8 @@ def test_repaired_trades_are_marked_rest_and_live_ones_ws() -> None:
 
 
 def test_decimal_strings_write_kraken_s_text() -> None:
-    feed = make_feed(repair=False)
-    source = RecordingSource(feed, decimal_strings=True)
+    source = Written()
+    engine = source.engine(decimal_strings=True)
     exact = Trade(
         "BTC/USD",
         "buy",
@@ -211,8 +218,8 @@ def test_decimal_strings_write_kraken_s_text() -> None:
         "2023-11-14T22:13:20.000000Z",
         1_700_000_000_000,
     )
-    feed.receive([exact], 0.0)
-    source._pump(0.0)
+    engine.feed.receive([exact], 0.0)
+    engine.pump(0.0)
     [(_, [message])] = source.sent
     assert (message["price"], message["qty"]) == ("12345678.123456789", "0.1")
     assert_valid(normalize_trades([message]), "trade.v1")
@@ -226,7 +233,7 @@ def message(ids: range, pair: str = "BTC/USD") -> list[dict[str, Any]]:
 
 
 def gap(first: int, last: int, pair: str = "BTC/USD") -> dict[str, Any]:
-    return gap_event(Hole(pair, first, last, "repair is off", 1), 2, 3)
+    return gap_event(Hole(pair, first, last, HoleReason.REPAIR_OFF, "repair is off", 1), 2, 3)
 
 
 def test_dedupe_lets_a_gap_through_once_as_the_trades_it_stands_for() -> None:
@@ -239,10 +246,24 @@ def test_dedupe_lets_a_gap_through_once_as_the_trades_it_stands_for() -> None:
     assert dedupe(gap(4, 9), state) is None
 
 
-def test_dedupe_seeded_past_a_gap_drops_it() -> None:
-    seeded = DropPublished({"BTC/USD": 12})  # trades after the gap are in the output already
-    assert seeded(gap(4, 9), DictState()) is None
-    assert seeded(gap(13, 20), DictState()) == gap(13, 20)
+def test_a_gap_event_is_never_dropped_because_of_the_trades_after_it() -> None:
+    """Issue 16, failure 8: a crash delivered trade 201 but not the gap event 101..200; the
+    output's seed (trades up to 201) used to drop the replayed event for good."""
+    seeded = DropPublished({"BTC/USD": 201})  # trades after the gap are in the output already
+    state = DictState()
+    assert seeded(gap(101, 200), state) == gap(101, 200)
+    assert seeded(gap(101, 200), state) is None  # a second replay: it went through already
+    assert seeded(message(range(150, 203)), state)[0]["trade_id"] == 202
+
+
+def test_a_regression_event_starts_the_pair_over_once() -> None:
+    dedupe, state = DropPublished({"BTC/USD": 500}), DictState()
+    assert [t["trade_id"] for t in dedupe(message(range(499, 502)), state)] == [501]
+    event = gap_event(Hole("BTC/USD", 1, 501, HoleReason.REGRESSION, "went back", 1), 2, 3)
+    assert dedupe(event, state) == event
+    assert [t["trade_id"] for t in dedupe(message(range(1, 4)), state)] == [1, 2, 3]
+    assert dedupe(event, state) is None  # replayed: the sequence does not start over again
+    assert dedupe(message(range(1, 5)), state)[0]["trade_id"] == 4
 
 
 def test_the_gaps_topic_seed_drops_a_replayed_gap_event_but_never_a_trade() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.market import Market
-from sources.kraken.rest import (
+from sources.kraken.rows import (
     BadRow,
     TradesPage,
     parse_trade_row,
@@ -118,8 +119,11 @@ def test_bad_rows_are_reported_never_raised(row: Any, trade_id: int | None, reas
 
 def test_long_rows_are_excerpted() -> None:
     assert isinstance(parse_trade_row("BTC/USD", with_field(5, "x" * 5000)), Trade)  # misc unread
-    bad = parse_trade_row("BTC/USD", ["x" * 5000, *ROW[1:]])
-    assert isinstance(bad, BadRow) and len(bad.excerpt) == 200 and bad.excerpt.endswith("...")
+    row = ["x" * 5000, *ROW[1:]]
+    bad = parse_trade_row("BTC/USD", row)
+    note = f"… ({len(orjson.dumps(row))} chars)"  # the row's length as JSON
+    assert isinstance(bad, BadRow) and bad.excerpt == orjson.dumps(row).decode()[:200] + note
+    assert len(bad.reason) < 300  # the value it quotes is cut too
 
 
 def test_extra_fields_are_tolerated() -> None:
@@ -160,7 +164,7 @@ def test_one_field_spoilt_anywhere_costs_that_row_only(fields: list[int], where:
     assert page.bad_rows[0].trade_id == (None if 6 in fields else 100 + where)
 
 
-def test_a_page_keeps_order_skips_bad_rows_and_keeps_the_cursor() -> None:
+def test_a_page_keeps_every_row_in_order_bad_ones_in_place_and_the_cursor() -> None:
     rows = [with_field(6, 10), with_field(6, 11), with_field(0, "oops"), with_field(6, 13)]
     rows[2][6] = 12
     page = parse_trades_result(
@@ -170,11 +174,13 @@ def test_a_page_keeps_order_skips_bad_rows_and_keeps_the_cursor() -> None:
     assert [t.trade_id for t in page.trades] == [10, 11, 13]
     assert page.last_ns == 1695628177708706000
     assert [(b.trade_id, "price" in b.reason) for b in page.bad_rows] == [(12, True)]
+    # what Kraken served, broken rows in their place: a full page is full however many parse
+    assert [row.trade_id for row in page.rows] == [10, 11, 12, 13]
     # the key may be Kraken's other name for the pair; `last` may be a number
     other = parse_trades_result("BTC/USD", "XXBTZUSD", {"XBTUSD": rows[:1], "last": 5})
     assert [t.trade_id for t in other.trades] == [10] and other.last_ns == 5
     empty = parse_trades_result("BTC/USD", "XXBTZUSD", {"XXBTZUSD": [], "last": "9"})
-    assert empty == TradesPage((), 9, ())
+    assert empty == TradesPage((), 9)
 
 
 @pytest.mark.parametrize(

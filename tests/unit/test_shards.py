@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +22,9 @@ from sources.app.shards import (
     validate_shard,
 )
 from sources.kraken.config import ConfigError
+from tests.support.descriptors import effective_variables
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 symbols = st.from_regex(r"[A-Z0-9]{1,8}/[A-Z0-9]{1,8}", fullmatch=True)
 pair_lists = st.lists(symbols, unique=True, max_size=60)
 
@@ -47,24 +46,6 @@ def test_a_pair_added_later_moves_no_other_pair(pairs: list[str], new: str, shar
     for shard in range(shards):
         grown = shard_pairs([*old, new], shard, shards)
         assert tuple(p for p in grown if p != new) == shard_pairs(old, shard, shards)
-
-
-def test_the_split_is_the_same_in_every_process() -> None:
-    """crc32, not Python's per-process salted hash()."""
-    pairs = [f"C{i}/USD" for i in range(40)]
-    code = f"from sources.app.shards import shard_of;print([shard_of(p, 3) for p in {pairs!r}])"
-    runs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2")
-    }
-    assert len(runs) == 1
-    assert runs == {f"{[shard_of(p, 3) for p in pairs]}\n"}
 
 
 def test_the_symbol_case_does_not_matter() -> None:
@@ -130,8 +111,8 @@ def test_the_trades_pipeline_gives_its_source_the_shard_s_spacing() -> None:
 
     main = runpy.run_path(str(Path(__file__).parents[2] / "pipelines" / "trades" / "main.py"))
     source = main["make_source"](TradesSettings(shards=4, shard=1))
-    assert source.connect_spacing == connect_spacing(4) > connect_spacing(1)
-    assert source.rest_min_interval == rest_min_interval(4) > rest_min_interval(1)
+    assert source.config.connect_spacing == connect_spacing(4) > connect_spacing(1)
+    assert source.config.rest_min_interval == rest_min_interval(4) > rest_min_interval(1)
 
 
 def test_the_settings_of_a_shard_hold_its_pairs_only() -> None:
@@ -152,12 +133,12 @@ def test_a_shard_without_pairs_is_a_configuration_error() -> None:
 def test_the_shard_deployments_in_quix_yaml_split_one_set_of_pairs_into_one_topic() -> None:
     descriptor = YAML(typ="safe").load((ROOT / "quix.yaml").read_text())
     topics = {t["name"]: t["configuration"] for t in descriptor["topics"]}
-    sharded = [
-        {v["name"]: str(v["value"]) for v in d["variables"]}
+    trades = [
+        effective_variables(d)
         for d in descriptor["deployments"]
         if d["application"].endswith("trades")
-        and int(next(v["value"] for v in d["variables"] if v["name"] == "shards")) > 1
     ]
+    sharded = [values for values in trades if int(values["shards"]) > 1]
     assert sharded, "quix.yaml shows no sharded deployment"
     shards = int(sharded[0]["shards"])
     assert sorted(int(d["shard"]) for d in sharded) == list(range(shards))  # every shard once

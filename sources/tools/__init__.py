@@ -1,0 +1,1 @@
+"""Command-line tools for users of the pipelines (`python -m sources.tools.<name>`)."""

@@ -1,0 +1,115 @@
+"""Kraken's REST API misbehaving as it really does, end to end with the default settings:
+every trade Kraken can serve reaches the output once and in order, and the gaps topic holds
+only what Kraken's REST proved missing (issue 16)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator import KrakenSimulator, Market
+from tests.support.kafka import consume, unique
+from tests.support.trades import (
+    PAIRS,
+    assert_contiguous_without_duplicates,
+    by_pair,
+    last_ids,
+    reached,
+    trades_pipeline,
+    wait_for_subscriptions,
+    wait_for_trades,
+)
+
+pytestmark = pytest.mark.e2e
+
+RATE = 40.0  # trades/s across both pairs
+
+
+def gap_by_outage(pipeline, kraken: KrakenSimulator, market: Market, connections: int) -> None:
+    """Cut the WebSocket long enough that the snapshot cannot cover it: a REST repair."""
+    before = last_ids(market)
+    kraken.outage(4)
+    wait_for_subscriptions(pipeline, connections, timeout=60)
+    assert all(last_ids(market)[p] - before[p] > 60 for p in PAIRS)
+
+
+def no_gap_events(broker: str, topic: str) -> list:
+    return consume(broker, topic, until=lambda records: bool(records), timeout=3)
+
+
+def test_kraken_errors_a_lagging_rest_and_a_minute_down_only_delay_the_repairs(
+    broker: str, tmp_path: Path
+) -> None:
+    market = Market(PAIRS, seed=41)
+    market.seed_history(count_per_pair=60, span_seconds=60)
+    with (
+        KrakenSimulator(market, rate=RATE, batch=2, heartbeat_interval=0.5) as kraken,
+        trades_pipeline(broker, kraken, tmp_path) as pipeline,
+    ):
+        wait_for_subscriptions(pipeline, 1)
+        first = {p: i - 5 for p, i in wait_for_trades(market, 5).items()}
+        # 1. transient Kraken errors, then a healthy REST
+        kraken.rest_errors(
+            ["EGeneral:Internal error", "EGeneral:Temporary lockout", "EService:Unavailable"], 3
+        )
+        gap_by_outage(pipeline, kraken, market, 2)
+        pipeline.wait_for_log(r"Kraken REST answers again|\) repaired: ", timeout=60)
+        # 2. a REST that lags the socket by seconds
+        kraken.rest_lag(6)
+        gap_by_outage(pipeline, kraken, market, 3)
+        pipeline.wait_for_log(r"nothing after trade_id \d+ yet", timeout=30)
+        time.sleep(6)
+        kraken.rest_lag(0)
+        # 3. REST down for a minute in the middle of a repair
+        kraken.rest_down(60, status=503)
+        gap_by_outage(pipeline, kraken, market, 4)
+        pipeline.wait_for_log(r"waits for Kraken REST: HTTP 503", timeout=30)
+        target = wait_for_trades(market, 10, timeout=60)
+        records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=150)
+        assert pipeline.stop() == 0
+        log = pipeline.log
+        gaps = no_gap_events(broker, pipeline.env["gaps_output"])
+    ids = by_pair(records)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
+    assert gaps == [] and "will never be published" not in log
+    for said in ("EGeneral:Internal error", "nothing after trade_id", "HTTP 503"):
+        assert re.search(rf"WARNING.*waits for Kraken REST: .*{said}", log), said
+    assert re.search(r"INFO.*Kraken REST answers again; the repair goes on after", log)
+
+
+def test_a_restart_after_a_busy_day_under_a_new_group_repairs_from_the_output(
+    broker: str, tmp_path: Path
+) -> None:
+    """Failures 4 and 5: more than 50,000 trades of downtime (the old `max_gap`) used to be a
+    hole without a REST call, and a pair without a saved position (a new consumer group,
+    shard count or state) took its first live trade on faith, skipping the difference."""
+    pair = ("BTC/USD",)
+    market = Market(pair, seed=43)
+    market.seed_history(count_per_pair=60, span_seconds=60)
+    output, gaps = unique("trades"), unique("gaps")
+    env = {"pairs": "BTC/USD", "output": output, "gaps_output": gaps}
+    with KrakenSimulator(market, rate=10.0, batch=2, heartbeat_interval=0.5) as kraken:
+        with trades_pipeline(broker, kraken, tmp_path, **env) as pipeline:
+            pipeline.wait_for_log(r"Subscribed to BTC/USD")
+            start = market.last("BTC/USD", 1)[0].trade_id
+            assert pipeline.stop() == 0
+        # the downtime: 52,000 trades, spread over the next 100 s (pages of ~2 s each)
+        market.seed_history(52_000, span_seconds=100, end_ns=time.time_ns() + 100 * 10**9)
+        restarted = {**env, "Quix__Consumer_Group": unique("another-group")}
+        with trades_pipeline(broker, kraken, tmp_path, **restarted) as pipeline:
+            pipeline.wait_for_log(r"No saved position for BTC/USD \(trade_id \d+\): starting from")
+            target = market.last("BTC/USD", 1)[0].trade_id + 20
+            records = consume(broker, output, until=reached(pair, {"BTC/USD": target}), timeout=150)
+            assert pipeline.stop() == 0
+            log = pipeline.log
+        events = no_gap_events(broker, gaps)
+    ids = by_pair(records)["BTC/USD"]
+    assert_contiguous_without_duplicates({"BTC/USD": ids})
+    assert ids[0] <= start and ids[-1] >= target
+    assert events == [] and "will never be published" not in log
+    assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ \((5\d{4}) trades\) missed", log)
