@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -25,31 +23,21 @@ from tests.support.audit import (
     market_topic,
     only,
     pair_report,
+    positions,
     write_gaps,
     write_topic,
 )
 from tests.support.kafka import unique
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PAIRS = ("BTC/USD", "ETH/USD")
 FAST_REST = ("--rest-interval", "0.02")  # the simulator has no budget to keep
 
-
-@pytest.fixture
-def market() -> Market:
-    market = Market(PAIRS, seed=17)
-    market.seed_history(count_per_pair=2500, span_seconds=2500)  # 3 REST pages per pair
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=0) as sim:
-        yield sim
-
-
-def ids_at(topic: list[Written], pair: str) -> list[int]:
-    return [i for i, r in enumerate(topic) if r.pair == pair]
+pytestmark = [
+    # 2,500 trades a pair: 3 REST pages each
+    pytest.mark.market(PAIRS, seed=17, seed_history={"count_per_pair": 2500, "span_seconds": 2500}),
+    pytest.mark.kraken(rate=0),
+]
 
 
 def test_the_command_reports_a_clean_topic_and_exits_0(broker: str, market: Market) -> None:
@@ -91,7 +79,7 @@ def test_verify_rest_finds_a_changed_price_and_tells_real_losses_from_what_krake
     broker: str, market: Market, kraken: KrakenSimulator
 ) -> None:
     clean = market_topic(market)
-    btc = ids_at(clean, "BTC/USD")
+    btc = positions(clean, "BTC/USD")
     served = [clean[i].trade_id for i in btc[1200:1203]]  # removed; Kraken still has them
     lacking = [clean[i].trade_id for i in btc[2000:2005]]  # removed; Kraken lacks them too
     kraken.withhold_rest("BTC/USD", lacking[0], lacking[-1])
@@ -151,7 +139,7 @@ def test_decimal_strings_are_compared_as_kraken_s_text(
     [eth] = report["pairs"]
     assert eth["value_mode"] == "decimal_strings" and eth["rest"]["compared"] == 2500
 
-    at = ids_at(clean, "ETH/USD")[100]
+    at = positions(clean, "ETH/USD")[100]
     volume = clean[at].value["volume"]
     copy = list(clean)
     copy[at] = changed(clean[at], volume=volume + "1")  # one more decimal: another number
@@ -194,7 +182,7 @@ def test_a_window_reads_only_its_trades_even_where_the_broker_cannot_look_up_tim
     clean = market_topic(market)
     topic = unique("trades")
     write_topic(broker, topic, clean)
-    btc = [clean[i] for i in ids_at(clean, "BTC/USD")]
+    btc = [clean[i] for i in positions(clean, "BTC/USD")]
     since, until = btc[1000].value["timestamp"], btc[1499].value["timestamp"]
     code, report = audit_topic(
         "--broker", broker, "--topic", topic, "--since", since, "--until", until
@@ -214,7 +202,7 @@ def test_a_window_reads_only_its_trades_even_where_the_broker_cannot_look_up_tim
 
 def test_explained_holes_pass_and_fail_only_with_strict(broker: str, market: Market) -> None:
     clean = market_topic(market)
-    eth = ids_at(clean, "ETH/USD")
+    eth = positions(clean, "ETH/USD")
     first, last = clean[eth[10]].trade_id, clean[eth[14]].trade_id
     topic, gaps = unique("trades"), unique("gaps")
     write_topic(broker, topic, [r for i, r in enumerate(clean) if i not in set(eth[10:15])])
@@ -240,7 +228,7 @@ def test_a_topic_that_does_not_exist_exits_2(broker: str) -> None:
 def test_several_reader_processes_find_what_one_finds(broker: str, market: Market) -> None:
     """The partitions shared out between processes; a record on another partition too."""
     clean = market_topic(market)
-    btc, eth = ids_at(clean, "BTC/USD"), ids_at(clean, "ETH/USD")
+    btc, eth = positions(clean, "BTC/USD"), positions(clean, "ETH/USD")
     copy = [r for i, r in enumerate(clean) if i not in (btc[100], eth[200])]
     copy.append(clean[btc[300]])  # a duplicate
     moved = clean[eth[400]]

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import pytest
@@ -34,10 +33,12 @@ from tests.support.audit import (
     gap_event,
     only,
     pair_report,
+    positions,
     write_gaps,
     write_topic,
 )
 from tests.support.kafka import Record, consume, create_topic, unique
+from tests.support.repo import ROOT
 from tests.support.trades import (
     PAIRS,
     assert_contiguous_without_duplicates,
@@ -50,7 +51,6 @@ from tests.support.trades import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 AUDIT_MAIN = ROOT / "pipelines" / "audit" / "main.py"
 FAST_REST = ("--rest-interval", "0.02")  # the simulator has no budget to keep
 KINDS = ["remove", "duplicate", "swap", "key", "kafka", "field", "invalid", "explained"]
@@ -163,10 +163,6 @@ def test_verify_rest_finds_every_trade_of_the_pipeline_s_topic_as_kraken_serves_
         assert not rest["not_served"] and not pair["holes"]
 
 
-def _positions(topic: list[Written], pair: str) -> list[int]:
-    return [i for i, r in enumerate(topic) if r.pair == pair]
-
-
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.data())
 def test_corrupted_copies_of_the_pipeline_s_topic_report_exactly_what_was_done(
@@ -176,7 +172,7 @@ def test_corrupted_copies_of_the_pipeline_s_topic_report_exactly_what_was_done(
     topic = from_records(written.records)
     corrupt, events, expected = list(topic), [], only()
     for pair in PAIRS:
-        places = _positions(corrupt, pair)
+        places = positions(corrupt, pair)
         kind = data.draw(st.sampled_from(KINDS))
         at = data.draw(st.sampled_from(places[1:-2]))
         record = corrupt[at]
@@ -218,7 +214,7 @@ def test_the_whole_command_names_what_was_done_to_a_copy_on_the_broker(
     """A copy of the topic (each record in its partition) with one corruption of each kind,
     and a gap event for one of its holes, audited by `python -m sources.audit`."""
     topic = from_records(written.records)
-    btc, eth = _positions(topic, "BTC/USD"), _positions(topic, "ETH/USD")
+    btc, eth = positions(topic, "BTC/USD"), positions(topic, "ETH/USD")
     at_btc = {"gone": 100, "explained": 200, "twice": 300, "key": 400, "late": 500}
     pick = {name: topic[btc[i]] for name, i in at_btc.items()}
     pick |= {name: topic[eth[i]] for name, i in (("time", 100), ("invalid", 200))}

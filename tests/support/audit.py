@@ -70,6 +70,11 @@ def trade_value(trade: SimTrade, *, decimal_strings: bool = False, origin: str =
     }
 
 
+def positions(topic: list[Written], pair: str) -> list[int]:
+    """The indexes of `pair`'s records in `topic`, in order."""
+    return [i for i, r in enumerate(topic) if r.pair == pair]
+
+
 def partition_of(pair: str, partitions: int = PARTITIONS) -> int:
     """A stable partition per pair (which one does not matter to the audit)."""
     return zlib.crc32(pair.encode()) % partitions

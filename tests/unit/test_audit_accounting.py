@@ -22,6 +22,7 @@ from tests.support.audit import (
     market_topic,
     only,
     pair_report,
+    positions,
 )
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD")
@@ -30,10 +31,6 @@ _MARKET.seed_history(count_per_pair=40, span_seconds=400)
 CLEAN = market_topic(_MARKET)
 STRINGS = market_topic(_MARKET, decimal_strings=True)
 TOPICS = st.sampled_from([CLEAN, STRINGS])
-
-
-def positions(topic: list[Written], pair: str) -> list[int]:
-    return [i for i, r in enumerate(topic) if r.pair == pair]
 
 
 @st.composite
