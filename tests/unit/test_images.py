@@ -29,6 +29,9 @@ IN_CONTEXT = [
     "pipelines/trades/requirements.txt",
     "pipelines/trades/transforms_example.py",
     "pipelines/candles/main.py",
+    "pipelines/audit/main.py",
+    "schemas/trade.v1.json",  # the audit validates records against them
+    "schemas/gap.v1.json",
     "sources/app/entrypoint.py",
     "sources/kraken/source.py",
 ]
@@ -57,7 +60,7 @@ def instructions(parser: DockerfileParser, name: str) -> list[str]:
     return [i["value"] for i in parser.structure if i["instruction"] == name]
 
 
-@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("app", [*APPS, "audit"])
 def test_the_base_image_is_an_exact_release(app: str) -> None:
     assert EXACT_PYTHON.match(dockerfile(app).baseimage), dockerfile(app).baseimage
 
