@@ -138,7 +138,7 @@ class AuditSettings:
             since_ms=since,
             until_ms=until,
             verify_rest=value["verify_rest"],
-            kraken_rest_url=value["kraken_rest_url"].rstrip("/"),
+            kraken_rest_url=value["kraken_rest_url"],
             rest_interval=value["rest_interval"],
             idle_timeout=value["idle_timeout"],
             strict=value["strict"],
