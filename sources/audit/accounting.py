@@ -221,20 +221,12 @@ class TopicAudit:
                 mine.merge(theirs)
 
     def add_batch(self, messages: list[Any]) -> list[Any]:
-        """Account for a batch of consumed messages; returns those that carry an error
-        (end of partition and the like), for the reader to handle.
-
-        The loop is the fast path, for the usual record of a pair seen before: its checks
-        are `schema.plain_fields`', inline (a call costs more than the checks here). Any
-        other message takes `_slow`, which asks the JSON Schema validator;
-        tests/unit/test_audit_schema.py holds both to the validator.
-        """
+        """Account for a batch of consumed messages; returns those that carry an error (end
+        of partition and the like). The fast path has `schema.plain_fields`' checks inline (a
+        call costs more); `_slow` asks the validator (test_audit_schema.py holds both to it)."""
         loads, fields, enums, heads = orjson.loads, FIELDS, ENUMS, SECONDS.get
-        point_millis, digits_z = POINT_MILLIS.get, DIGITS_Z
-        since = _FIRST_MS if self.since_ms is None else self.since_ms
-        until = _LAST_MS if self.until_ms is None else self.until_ms
-        selected, track, slow = self._selected, self.track_offsets, self._slow
-        errors: list[Any] = []
+        point_millis, digits_z, (since, until) = POINT_MILLIS.get, DIGITS_Z, self._window()
+        selected, track, slow, errors = self._selected, self.track_offsets, self._slow, []
         for message in messages:
             try:
                 record = loads(message.value())
@@ -264,36 +256,35 @@ class TopicAudit:
                 )
             except TypeError:  # a list or an object where a string belongs
                 plain = False
-            text_ms = None
-            if plain:
-                part = point_millis(text[19:23])  # ".708" of "...T07:49:37.708706Z"
-                if part is not None and text[23:] in digits_z:
-                    seconds = heads(text[:19])
-                    text_ms = timestamp_text_ms(text) if seconds is None else seconds * 1000 + part
+            text_ms = None  # the milliseconds: ".708" of "...T07:49:37.708706Z" is [19:23]
+            if plain and (part := point_millis(text[19:23])) is not None and text[23:] in digits_z:
+                seconds = heads(text[:19])
+                text_ms = timestamp_text_ms(text) if seconds is None else seconds * 1000 + part
             if text_ms is None:
                 trade_id = self._checked(audit, record, message)
                 if trade_id is None:
-                    audit.unsequenced += 1
                     continue
             else:
-                if type(price) is str:
-                    audit.strings += 1
+                audit.strings += type(price) is str  # counts the records in decimal strings
                 if message.key() != audit.key:
                     audit.keys.add(_key_mismatch(trade_id, message))
                 if text_ms != millis or message.timestamp()[1] != millis:
                     audit.times.add(_time_mismatch(trade_id, record, message))
             if track:
                 audit.last_offset = message.offset()
-            ledger = audit.ledger
-            if ledger is None:
+            if (ledger := audit.ledger) is None:
                 self._first(audit, trade_id, millis)
             elif trade_id == ledger.high + 1:
-                ledger.high = trade_id
-                ledger.high_ms = millis
+                ledger.high, ledger.high_ms = trade_id, millis
             else:
                 ledger.add(trade_id, millis, partition, message.offset())
         self.read += len(messages) - len(errors)
         return errors
+
+    def _window(self) -> tuple[int, int]:
+        """(since, until) in epoch ms, the open ends as the earliest and latest times."""
+        since = _FIRST_MS if self.since_ms is None else self.since_ms
+        return since, _LAST_MS if self.until_ms is None else self.until_ms
 
     def absent(self) -> list[str]:
         """Pairs named in the selection that the window does not hold."""
@@ -356,7 +347,6 @@ class TopicAudit:
             audit = self._elsewhere(pair, message.partition(), message)
         trade_id = self._checked(audit, record, message)
         if trade_id is None:
-            audit.unsequenced += 1
             return
         if self.track_offsets:
             audit.last_offset = message.offset()
@@ -405,7 +395,8 @@ class TopicAudit:
     def _checked(self, audit: PairAudit, record: dict, message: Any) -> int | None:
         """The slow path of a record that is not plainly valid: the schema decides. An
         invalid one is recorded (and nothing else is checked of it); a valid one is checked
-        like any. Returns its trade_id when it can be placed in the sequence, else None."""
+        like any. Returns its trade_id when it can be placed in the sequence, else None
+        (counted as unsequenced)."""
         errors = self._schema.errors(record)
         trade_id = record.get("trade_id")
         if type(trade_id) is float and trade_id.is_integer():
@@ -421,7 +412,10 @@ class TopicAudit:
                     tuple(errors),
                 )
             )
-            return trade_id if usable else None
+            if not usable:
+                audit.unsequenced += 1
+                return None
+            return trade_id
         if type(record["price"]) is str:
             audit.strings += 1
         if message.key() != audit.key:

@@ -23,7 +23,7 @@ from .reader import BrokerError, TopicReader, broker_config
 from .render import render
 from .report import build_report
 from .rest_client import KrakenRest
-from .rest_verify import verify_pairs
+from .rest_verify import PairVerification, verify_pairs
 from .settings import AuditSettings, UsageError
 
 __all__ = ["main", "run"]
@@ -93,22 +93,7 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
     audit.settle()  # each pair's records on other partitions joined to it
     verifications, rest_usage = None, None
     if settings.verify_rest:
-        rest = KrakenRest(settings.kraken_rest_url, interval=settings.rest_interval)
-        try:
-            with progress.task("Asking Kraken's REST API", "calls") as update:
-                verifications = verify_pairs(
-                    [a for a in audit.pairs.values() if a.records],
-                    rest,
-                    reader,
-                    topic,
-                    since_ms=settings.since_ms,
-                    until_ms=settings.until_ms,
-                    max_findings=settings.max_findings,
-                    progress=update,
-                )
-        finally:
-            rest.close()
-        rest_usage = {"calls": rest.calls, "throttled": rest.throttled}
+        verifications, rest_usage = _verify_rest(settings, audit, reader, topic, progress)
     report = build_report(settings, audit, stats, events, verifications, rest_usage=rest_usage)
     if settings.json:
         out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -116,6 +101,28 @@ def run(settings: AuditSettings, out: TextIO, progress: Progress | None = None) 
         render(report, out)
     out.flush()
     return report["summary"]["exit_code"]
+
+
+def _verify_rest(
+    settings: AuditSettings, audit: TopicAudit, reader: TopicReader, topic: str, progress: Progress
+) -> tuple[dict[str, PairVerification], dict[str, int]]:
+    """Every audited pair against Kraken's REST API: (the verifications, the calls made)."""
+    rest = KrakenRest(settings.kraken_rest_url, interval=settings.rest_interval)
+    try:
+        with progress.task("Asking Kraken's REST API", "calls") as update:
+            verifications = verify_pairs(
+                [a for a in audit.pairs.values() if a.records],
+                rest,
+                reader,
+                topic,
+                since_ms=settings.since_ms,
+                until_ms=settings.until_ms,
+                max_findings=settings.max_findings,
+                progress=update,
+            )
+    finally:
+        rest.close()
+    return verifications, {"calls": rest.calls, "throttled": rest.throttled}
 
 
 def _gap_events(

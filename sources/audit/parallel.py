@@ -92,25 +92,8 @@ def read_in_parallel(
     done = context.Array("q", others, lock=False)
     expected = context.Array("q", [-1] * others, lock=False)
     ready = context.Array("b", others, lock=False)
-    workers = []
-    for index, group in enumerate(groups[1:]):
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_work,
-            args=(reader.config, reader.idle_timeout, topic, group, audit.blank(), loglevel),
-            kwargs={
-                "done": done,
-                "expected": expected,
-                "ready": ready,
-                "index": index,
-                "send": send,
-            },
-            name=f"audit-reader-{index + 1}",
-            daemon=True,
-        )
-        process.start()
-        send.close()
-        workers.append((process, receive))
+    shared = {"done": done, "expected": expected, "ready": ready}
+    workers = _start_readers(context, reader, topic, groups[1:], audit, loglevel, shared)
 
     own_total: list[int | None] = [None]
 
@@ -144,6 +127,33 @@ def read_in_parallel(
         audit.merge(value)
         _combine(stats, part)
     return stats
+
+
+def _start_readers(
+    context: Any,
+    reader: TopicReader,
+    topic: str,
+    groups: list[list[int]],
+    audit: TopicAudit,
+    loglevel: str,
+    shared: dict[str, Any],
+) -> list[tuple[Any, Connection]]:
+    """A reader process for each group, auditing it into a blank copy of `audit`; (the
+    process, the end of the pipe its result comes through) of each."""
+    workers = []
+    for index, group in enumerate(groups):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_work,
+            args=(reader.config, reader.idle_timeout, topic, group, audit.blank(), loglevel),
+            kwargs={**shared, "index": index, "send": send},
+            name=f"audit-reader-{index + 1}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        workers.append((process, receive))
+    return workers
 
 
 def _wait_until_ready(workers: list[tuple[Any, Connection]], ready: Any) -> None:

@@ -64,19 +64,7 @@ def build_report(
         if a.records
     ]
     absent = audit.absent()
-    problems: dict[str, int] = {}
-    for pair in pairs:
-        for kind, count in pair["counts"].items():
-            if kind in FAILING and count:
-                problems[kind] = problems.get(kind, 0) + count
-    if audit.unpaired:
-        problems["invalid"] = problems.get("invalid", 0) + audit.unpaired.total
-    if events.invalid:
-        problems["invalid_gap_events"] = events.invalid.total
-    if absent:
-        problems["absent_pairs"] = len(absent)
-    if not pairs:
-        problems["no_trades"] = 1
+    problems = _problems(pairs, audit, events, absent)
     explained = sum(p["counts"]["explained_holes"] for p in pairs)
     verify_errors = sorted({v.error for v in (verifications or {}).values() if v.error})
     code = exit_code(problems, explained, strict=settings.strict, incomplete=bool(verify_errors))
@@ -115,6 +103,26 @@ def build_report(
             "strict": settings.strict,
         },
     }
+
+
+def _problems(
+    pairs: list[dict[str, Any]], audit: TopicAudit, events: GapEvents, absent: list[str]
+) -> dict[str, int]:
+    """What fails the audit, by kind: the pairs' counts and the topic's own findings."""
+    problems: dict[str, int] = {}
+    for pair in pairs:
+        for kind, count in pair["counts"].items():
+            if kind in FAILING and count:
+                problems[kind] = problems.get(kind, 0) + count
+    if audit.unpaired:
+        problems["invalid"] = problems.get("invalid", 0) + audit.unpaired.total
+    if events.invalid:
+        problems["invalid_gap_events"] = events.invalid.total
+    if absent:
+        problems["absent_pairs"] = len(absent)
+    if not pairs:
+        problems["no_trades"] = 1
+    return problems
 
 
 def exit_code(problems: dict[str, int], explained: int, *, strict: bool, incomplete: bool) -> int:

@@ -267,3 +267,17 @@ def test_the_window_and_the_pairs_select_what_is_audited() -> None:
     absent = audit_report(CLEAN, pairs="BTC/USD,DOGE/USD")
     assert absent["absent_pairs"] == ["DOGE/USD"] and absent["summary"]["exit_code"] == 1
     assert audit_report(CLEAN, pairs="*/EUR")["summary"]["problems"] == {"no_trades": 1}
+
+
+def test_a_record_without_a_usable_trade_id_counts_once() -> None:
+    """On either path that leaves it out of the sequence: the validator's (a trade_id that
+    is not a number) and the one for a record without a field the fast path reads."""
+    btc = positions(CLEAN, "BTC/USD")
+    topic = list(CLEAN)
+    topic[btc[5]] = changed(CLEAN[btc[5]], trade_id="x")
+    record = CLEAN[btc[6]]
+    without = {k: v for k, v in record.value.items() if k != "trade_id"}
+    topic[btc[6]] = Written(record.partition, record.key, without, record.timestamp_ms)
+    report = audit_report(topic)
+    assert pair_report(report, "BTC/USD")["trades"] == len(btc)
+    assert pair_report(report, "BTC/USD")["counts"]["invalid"] == 2
