@@ -5,6 +5,7 @@ logic; run for real, and what Git ignores: tests/component/test_images.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -49,7 +50,8 @@ NEVER_IN_CONTEXT = [
 
 
 def dockerfile(app: str) -> DockerfileParser:
-    parser = DockerfileParser()
+    # in memory: a parser given no file object writes ./Dockerfile where pytest runs
+    parser = DockerfileParser(fileobj=io.BytesIO())
     parser.content = (
         ROOT / "pipelines" / app / app_yaml(f"pipelines/{app}")["dockerfile"]
     ).read_text()
