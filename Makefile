@@ -34,10 +34,10 @@ test: $(VENV)/.installed-test
 
 ## The fast tiers while you work: unit (seconds), then unit + component.
 test-unit: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q --hypothesis-profile=quick
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit tests/component -q
+	$(PY) -m pytest tests/unit tests/component -q --hypothesis-profile=quick
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .

@@ -14,7 +14,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..kraken.config import MAX_BODY, MAX_MESSAGE, ConfigError
+from ..kraken.config import (
+    KRAKEN_REST_URL,
+    KRAKEN_WS_URL,
+    MAX_BODY,
+    MAX_MESSAGE,
+    ConfigError,
+    FeedConfig,
+    SourceConfig,
+)
 from . import kinds
 from .kinds import Invalid, Kind
 
@@ -105,10 +113,17 @@ DAY = 86400.0
 YEAR = 365 * DAY
 
 
+def _text(value: bool | float) -> str:
+    """A default of the code (`kraken/config.py`) as a variable's text: each default once."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 # shared by both pipelines
 STATS_INTERVAL = Variable(
     "stats_interval",
-    "30",
+    _text(SourceConfig.stats_interval),
     "Seconds between two summary lines in the log",
     kind=kinds.SECONDS,
     low=1,
@@ -271,20 +286,20 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "kraken_ws_url",
-        "wss://ws.kraken.com/v2",
+        KRAKEN_WS_URL,
         "Kraken WebSocket API v2 endpoint",
         kind=kinds.WS_URL,
     ),
     Variable(
         "snapshot",
-        "true",
+        _text(SourceConfig.snapshot),
         "Ask for the last 50 trades per pair on every (re)subscribe (true/false)",
         options=YES_NO,
         kind=kinds.BOOL,
     ),
     Variable(
         "heartbeat_timeout",
-        "10",
+        _text(SourceConfig.heartbeat_timeout),
         "Seconds without any message before the connection is reopened",
         kind=kinds.SECONDS,
         low=1,
@@ -292,7 +307,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_pairs_per_connection",
-        "100",
+        _text(SourceConfig.max_pairs_per_connection),
         "Most pairs on one WebSocket connection; more pairs open more connections",
         kind=kinds.INTEGER,
         low=1,
@@ -300,7 +315,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "subscribe_batch",
-        "50",
+        _text(SourceConfig.subscribe_batch),
         "Most symbols in one subscribe request",
         kind=kinds.INTEGER,
         low=1,
@@ -308,7 +323,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "stale_after",
-        "120",
+        _text(FeedConfig.stale_after),
         "Seconds without a trade before a pair's subscription is checked (resubscribe); 0: never",
         kind=kinds.SECONDS_OR_NEVER,
         low=1,
@@ -316,7 +331,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "kraken_rest_url",
-        "https://api.kraken.com",
+        KRAKEN_REST_URL,
         "Kraken REST API, to repair gaps and backfill",
         kind=kinds.HTTP_URL,
     ),
@@ -331,7 +346,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "backfill_only",
-        "false",
+        _text(SourceConfig.backfill_only),
         "With backfill_since: publish the history up to now, then exit (0 only if complete)",
         options=YES_NO,
         kind=kinds.BOOL,
@@ -346,7 +361,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_gap",
-        "0",
+        _text(FeedConfig.max_gap),
         "Opt-in cap: a gap of more trades is reported, not repaired (0: repair any gap)",
         kind=kinds.INTEGER,
         low=0,
@@ -354,7 +369,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_held",
-        "100000",
+        _text(FeedConfig.max_held),
         "Most live trades held per pair behind a repair; past it REST fetches them instead",
         kind=kinds.INTEGER,
         low=1,
@@ -362,7 +377,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_held_mb",
-        "128",
+        _text(FeedConfig.max_held_bytes // 2**20),
         "Most memory (MiB) for live trades held behind repairs, all pairs (~480 B a trade)",
         kind=kinds.INTEGER,
         low=1,
@@ -370,7 +385,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "repair_timeout",
-        "60",
+        _text(FeedConfig.repair_timeout),
         "Seconds a REST request may take before it is asked again (a repair never gives up)",
         kind=kinds.SECONDS,
         low=1,
@@ -378,7 +393,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_ws_message_mb",
-        str(MAX_MESSAGE // 2**20),
+        _text(MAX_MESSAGE // 2**20),
         "Largest WebSocket message read (MiB); a larger one is an ERROR and a reconnect",
         kind=kinds.INTEGER,
         low=1,
@@ -386,7 +401,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_rest_body_mb",
-        str(MAX_BODY // 2**20),
+        _text(MAX_BODY // 2**20),
         "Largest REST answer read (MiB); a larger one is a failed call, asked again",
         kind=kinds.INTEGER,
         low=1,
@@ -412,7 +427,7 @@ TRADES: tuple[Variable, ...] = (
     REPLICATION,
     Variable(
         "decimal_strings",
-        "false",
+        _text(SourceConfig.decimal_strings),
         "true: price and volume as exact decimal strings instead of JSON numbers",
         options=YES_NO,
         kind=kinds.BOOL,

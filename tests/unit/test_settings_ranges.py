@@ -26,6 +26,7 @@ from sources.app.settings import ConfigError, TradesSettings, warn_plain_text
 from sources.app.variables import AUDIT, CANDLES, TRADES, Variable
 from sources.audit.settings import OWN_READERS, AuditSettings, UsageError
 from sources.candles.settings import CandlesSettings
+from tests.support.examples import examples
 
 SETTINGS: dict[str, type] = {
     "trades": TradesSettings,
@@ -164,7 +165,7 @@ def test_hostile_texts_are_values_in_range_or_errors_naming_the_variable(
 
 
 @pytest.mark.parametrize(("app", "variable"), VARIABLES)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=ANY_TEXT)
 def test_any_text_is_a_value_in_range_or_an_error_naming_the_variable(
     app: str, variable: Variable, raw: str
