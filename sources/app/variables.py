@@ -547,7 +547,7 @@ AUDIT: tuple[Variable, ...] = (
     ),
     Variable(
         "kraken_rest_url",
-        "https://api.kraken.com",
+        KRAKEN_REST_URL,
         "Kraken REST API, for verify_rest",
         kind=kinds.HTTP_URL,
     ),

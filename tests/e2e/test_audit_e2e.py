@@ -37,6 +37,7 @@ from tests.support.audit import (
     write_gaps,
     write_topic,
 )
+from tests.support.examples import examples
 from tests.support.kafka import Record, consume, create_topic, unique
 from tests.support.repo import ROOT
 from tests.support.trades import (
@@ -163,7 +164,7 @@ def test_verify_rest_finds_every_trade_of_the_pipeline_s_topic_as_kraken_serves_
         assert not rest["not_served"] and not pair["holes"]
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.data())
 def test_corrupted_copies_of_the_pipeline_s_topic_report_exactly_what_was_done(
     written: PipelineRun, data: st.DataObject

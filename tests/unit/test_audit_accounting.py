@@ -24,6 +24,7 @@ from tests.support.audit import (
     pair_report,
     positions,
 )
+from tests.support.examples import examples
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD")
 _MARKET = Market(PAIRS, seed=41)
@@ -212,7 +213,7 @@ def test_a_hole_only_partly_covered_by_gap_events_stays_unexplained() -> None:
     assert hole["explained"]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(data=st.data())
 def test_corruptions_of_several_pairs_at_once_are_each_named(data) -> None:
     """One corruption per pair, of a random kind: the report names all three."""

@@ -14,6 +14,7 @@ from sources.audit.reader import ReadStats
 from sources.audit.report import build_report
 from sources.audit.settings import AuditSettings
 from tests.support.audit import Written, changed, found, market_topic, messages
+from tests.support.examples import examples
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "DOGE/USD")
 _MARKET = Market(PAIRS, seed=43)
@@ -47,7 +48,7 @@ def test_partitions_are_dealt_round_robin_to_at_most_one_reader_each() -> None:
     assert available_cpus() >= 1
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(data=st.data())
 def test_merged_readers_find_what_one_reader_finds(data) -> None:
     corrupt = list(CLEAN)
