@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run tail test test-unit test-fast lint demo candles bench clean
+.PHONY: setup run tail test test-unit test-fast lint demo candles bench audit clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ demo: $(VENV)/.installed-simulator $(VENV)/.installed-local
 ## Benchmark: the pipeline vs a direct loop vs the producer ceiling (writes bench/results/latest.md).
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench
+
+## Audit a trades topic (docs/audit.md), e.g. make audit ARGS="--since 1d --verify-rest".
+audit: $(VENV)/.installed-local
+	$(PY) -m sources.audit $(ARGS)
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .ruff_cache .hypothesis

@@ -32,6 +32,7 @@ class Variable(Protocol):
 
 
 __all__ = [
+    "AUTO_OR_INTEGER",
     "BOOL",
     "BROKERS",
     "CHOICE",
@@ -40,6 +41,7 @@ __all__ = [
     "HTTP_URL",
     "INTEGER",
     "MODULES",
+    "MOMENT",
     "NAME",
     "NUMBER",
     "PAIRS",
@@ -162,6 +164,13 @@ class _Integer(Kind):
         if not _INTEGER.fullmatch(text):
             raise Invalid()
         return int(_within(int(text), variable))
+
+
+class _AutoOrInteger(_Integer):
+    """`auto` -> None (the app decides), or a whole number in the range."""
+
+    def parse(self, text: str, variable: Variable) -> int | None:
+        return None if text.lower() == "auto" else super().parse(text, variable)
 
 
 class _Number(Kind):
@@ -345,6 +354,9 @@ SINCE = _Since(
     "a duration up to {high} (7d, 12h, 30m) or an ISO-8601 time in the past (UTC if no zone)",
     ranged=True,
 )
+# read by its app (the audit's `since`/`until`: relative to the moment it starts)
+MOMENT = _Text("now, a duration before now (7d, 12h, 30m) or an ISO-8601 time (UTC if no zone)")
+AUTO_OR_INTEGER = _AutoOrInteger("auto, or a whole number from {low} to {high}", ranged=True)
 CHOICE = _Choice("")
 BOOL = _Bool("true or false (also 1/0, yes/no, on/off)")
 WS_URL = _Url("a ws:// or wss:// URL", ("ws", "wss"))

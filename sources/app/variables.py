@@ -26,7 +26,15 @@ from ..kraken.config import (
 from . import kinds
 from .kinds import Invalid, Kind
 
-__all__ = ["BROKER_SECURITY", "CANDLES", "DEPRECATED", "TRADES", "Variable", "markdown_table"]
+__all__ = [
+    "AUDIT",
+    "BROKER_SECURITY",
+    "CANDLES",
+    "DEPRECATED",
+    "TRADES",
+    "Variable",
+    "markdown_table",
+]
 
 
 @dataclass(frozen=True)
@@ -499,6 +507,100 @@ CANDLES: tuple[Variable, ...] = (
     *BROKER_SECURITY,
 )
 
+# The audit (pipelines/audit, `python -m sources.audit`): each variable is also a command-line
+# option of the same name (`gaps_input` -> `--gaps-input`), which wins over the variable.
+# The audit reads `pairs`, `since` and `until` itself (its own pairs selection and times);
+# the rest with `Variable.parse`.
+AUDIT: tuple[Variable, ...] = (
+    Variable("input", "trades", "Topic of the trades to audit", "InputTopic", kind=kinds.NAME),
+    Variable(
+        "gaps_input",
+        "gaps",
+        "Topic of the pipeline's gap events, which explain holes (skipped if it does not exist)",
+        "InputTopic",
+        kind=kinds.NAME,
+    ),
+    Variable(
+        "pairs",
+        "all",
+        "Pairs to audit: Kraken v2 symbols or patterns (BTC/USD, */USD, BTC/*), or all",
+        kind=kinds.PAIRS,
+    ),
+    Variable(
+        "since",
+        "",
+        "Audit trades from this time on: a duration before now (7d, 12h, 30m) or an ISO-8601 time",
+        kind=kinds.MOMENT,
+    ),
+    Variable(
+        "until",
+        "",
+        "Audit trades up to this time (same forms); empty: to the topic's end",
+        kind=kinds.MOMENT,
+    ),
+    Variable(
+        "verify_rest",
+        "false",
+        "true: compare every trade with Kraken's REST Trades and check each hole there",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "kraken_rest_url",
+        KRAKEN_REST_URL,
+        "Kraken REST API, for verify_rest",
+        kind=kinds.HTTP_URL,
+    ),
+    Variable(
+        "rest_interval",
+        "1",
+        "Seconds between two Kraken REST calls (Kraken allows ~1/s)",
+        kind=kinds.SECONDS,
+        low=0.001,
+        high=3600,
+    ),
+    Variable(
+        "idle_timeout",
+        "3",
+        "Seconds without a new record after which the topic counts as read to its end",
+        kind=kinds.SECONDS,
+        low=0.1,
+        high=DAY,
+    ),
+    Variable(
+        "strict",
+        "false",
+        "true: explained holes (with a gap event) fail the audit too",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "json",
+        "false",
+        "true: print the report as JSON instead of tables",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "max_findings",
+        "1000",
+        "Most findings listed per pair and kind (all are counted)",
+        kind=kinds.INTEGER,
+        low=1,
+        high=10**9,
+    ),
+    Variable(
+        "workers",
+        "auto",
+        "Processes reading the partitions: a number, or auto (by partitions and CPUs)",
+        kind=kinds.AUTO_OR_INTEGER,
+        low=1,
+        high=1024,
+    ),
+    LOGLEVEL,
+    BROKER_ADDRESS,
+)
+
 # Settings that are read no more: name -> what to do instead (a WARNING at start says it).
 DEPRECATED: dict[str, str] = {
     "repair_attempts": "a repair never gives up on its own now (waits are reported instead: "
@@ -516,7 +618,7 @@ def markdown_table(variables: tuple[Variable, ...]) -> str:
     return "\n".join(rows)
 
 
-PIPELINES = {"trades": TRADES, "candles": CANDLES}
+PIPELINES = {"trades": TRADES, "candles": CANDLES, "audit": AUDIT}
 
 
 def main(argv: list[str]) -> int:
