@@ -30,7 +30,7 @@ tail: $(VENV)/.installed-local
 ## Lint and run the whole test suite against a real broker and the Kraken simulator.
 test: $(VENV)/.installed-test
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile --durations=20
 
 ## The fast tiers while you work: unit (seconds), then unit + component.
 test-unit: $(VENV)/.installed-test
