@@ -9,6 +9,7 @@ against the simulator and the broker). `pytest tests/unit`, or `-m unit` / `-m "
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,14 @@ quiet_third_party_warnings()  # before any test module imports Quix Streams
 register_profiles()  # Hypothesis: thorough by default, quick in the fast tiers (Makefile)
 
 TIERS = ("unit", "component", "e2e")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the processes the tests interrupt with SIGINT (Ctrl-C) hear it: a suite started in
+    the background (`make test &`, nohup) ignores SIGINT, and an ignored signal stays ignored
+    in every process started from it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
