@@ -369,6 +369,13 @@ def main() -> int:
     except InstrumentsUnavailable as exc:
         logger.error("Cannot resolve pairs: %s", exc)
         return EXIT_FAILED
+    logger.info(
+        "Starting: %d pair%s into %s (broker %s)",
+        len(settings.pairs),
+        "" if len(settings.pairs) == 1 else "s",
+        settings.output,
+        settings.broker_address,
+    )
     history = HistoryEnd() if settings.backfill_only else None
     observability = None
     if settings.metrics_port:  # before the source's process starts: it inherits the setup

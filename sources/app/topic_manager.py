@@ -169,6 +169,14 @@ class PipelineApplication(Application):
         self.never_create = frozenset(never_create)
         super().__init__(**kwargs)
 
+    def _on_assign(self, consumer, topic_partitions) -> None:
+        if topic_partitions:  # the group join is over (the bench times start-ups by this line)
+            logger.info(
+                "Partitions assigned: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in topic_partitions),
+            )
+        super()._on_assign(consumer, topic_partitions)
+
     def _get_topic_manager(self) -> TopicManager:
         # Quix Streams builds one manager for the application and one per source here (the
         # source's travels to its process): each becomes its policy-following subclass.
