@@ -36,7 +36,7 @@ SETTLE = 0.5  # seconds without a new record before the next start (the last run
 STEPS: tuple[tuple[str, str], ...] = (
     ("settings read (Python, imports)", r"\] Starting: \d+ pairs? "),
     ("topics created or checked, output-tail seeds read", r"Starting the Application with"),
-    ("local state ahead of its changelog: app restarted", r"Local state is ahead of its"),
+    ("local state found ahead of its changelog (rebuilt)", r"Local state is ahead of its"),
     ("consumer group joined (partitions assigned)", r"\] Partitions assigned: "),
     ("dataframe's state recovered (when it had to)", r"\[quixstreams\] : Recovery process com"),
     ("source process running (spawned, imports)", r"\] : Starting source$"),

@@ -21,10 +21,11 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
-from quixstreams import Application
 from quixstreams.models.topics import Topic, TopicConfig, TopicManager
 from quixstreams.models.topics.exceptions import CreateTopicFailure, TopicNotFoundError
 from quixstreams.platforms.quix import QuixTopicManager
+
+from .quick_start import QuickStart
 
 __all__ = ["BROKER_DEFAULT", "BrokerTopics", "CloudTopics", "PipelineApplication"]
 
@@ -153,8 +154,9 @@ class CloudTopics(TopicPolicy, QuixTopicManager):
 _WITH_POLICY: dict[type, type] = {TopicManager: BrokerTopics, QuixTopicManager: CloudTopics}
 
 
-class PipelineApplication(Application):
-    """A Quix Streams `Application` whose topic managers follow one `TopicPolicy`.
+class PipelineApplication(QuickStart):
+    """A Quix Streams `Application` whose topic managers follow one `TopicPolicy`, and which
+    starts quickly (`quick_start.QuickStart`).
 
     :param replication: replication factor of every topic it creates; None: the default of
         the broker (or of Quix Cloud).
@@ -168,14 +170,6 @@ class PipelineApplication(Application):
         self.replication = replication
         self.never_create = frozenset(never_create)
         super().__init__(**kwargs)
-
-    def _on_assign(self, consumer, topic_partitions) -> None:
-        if topic_partitions:  # the group join is over (the bench times start-ups by this line)
-            logger.info(
-                "Partitions assigned: %s",
-                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in topic_partitions),
-            )
-        super()._on_assign(consumer, topic_partitions)
 
     def _get_topic_manager(self) -> TopicManager:
         # Quix Streams builds one manager for the application and one per source here (the
