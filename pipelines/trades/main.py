@@ -33,6 +33,7 @@ from quixstreams.sources.base.exceptions import SourceException
 from sources.app import shards
 from sources.app.run import broker_connection, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
+from sources.app.source_config import source_config
 from sources.app.topic_manager import PipelineApplication
 from sources.app.topics import (
     SOURCE_TOPIC,
@@ -51,7 +52,8 @@ from sources.broker import (
 )
 from sources.kraken.instruments import InstrumentsUnavailable
 from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
-from sources.kraken.source import END_OF_BACKFILL_HEADER, HISTORY_OUTCOMES, KrakenTradesSource
+from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, KrakenTradesSource
+from sources.observability import source_metrics
 from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, is_trades
@@ -75,29 +77,9 @@ def make_source(
     :param start_positions: each pair's last trade in the output topic (see `seed_from_output`).
     """
     return KrakenTradesSource(
-        settings.pairs,
-        # source topic: source__kraken-<output>, plus -shard-<shard>-of-<shards> when sharded
-        name=shards.source_name(settings.output, settings.shard, settings.shards),
-        ws_url=settings.kraken_ws_url,
-        snapshot=settings.snapshot,
-        heartbeat_timeout=settings.heartbeat_timeout,
-        stats_interval=settings.stats_interval,
-        rest_url=settings.kraken_rest_url,
-        rest_min_interval=shards.rest_min_interval(settings.shards),  # one budget per address
-        connect_spacing=shards.connect_spacing(settings.shards),  # one connection rate too
-        backfill_since_ns=settings.backfill_since_ns,
-        backfill_only=settings.backfill_only,
-        backfill_deadline=settings.backfill_deadline,
-        max_gap=settings.max_gap,
-        max_held=settings.max_held,
-        max_held_bytes=settings.max_held_mb * 2**20,
-        repair_timeout=settings.repair_timeout,
+        source_config(settings, optional_pairs),
         start_positions=start_positions,
-        stale_after=settings.stale_after,
-        decimal_strings=settings.decimal_strings,
-        max_pairs_per_connection=settings.max_pairs_per_connection,
-        subscribe_batch=settings.subscribe_batch,
-        optional_pairs=optional_pairs,
+        metrics=source_metrics,  # None in the source's process while metrics_port is 0
     )
 
 
@@ -197,7 +179,7 @@ class HistoryEnd:
     everything before it went through, and keep how the history ended (its header)."""
 
     def __init__(self) -> None:
-        self.outcome: str | None = None  # one of HISTORY_OUTCOMES once the marker was seen
+        self.outcome: str | None = None  # one of BACKFILL_OUTCOMES once the marker was seen
 
     @property
     def reached(self) -> bool:
@@ -226,7 +208,7 @@ class HistoryEnd:
 def _header_text(raw: object) -> str:
     """A header value as text (bytes or str); the marker of older versions said b"1"."""
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    return text if text in HISTORY_OUTCOMES else "complete"
+    return text if text in BACKFILL_OUTCOMES else "complete"
 
 
 # Consumer settings (see bench/ for the measurements behind them).

@@ -1,7 +1,8 @@
 """Kraken WebSocket API v2 trades for Quix Streams: the connector.
 
 Data path: Kraken frame -> `protocol.parse_frame` -> `Trade` -> `feed.Feed` (per-pair lanes:
-dedupe, gaps, repairs) -> `KrakenTradesSource` -> source topic.
+dedupe, gaps, repairs) -> `publish.Publisher` -> source topic; `KrakenTradesSource(SourceConfig(
+pairs=("BTC/USD",)))` is the Quix Streams source.
 
 Imports are lazy: `from sources.kraken import Trade` does not load websocket-client.
 """
@@ -17,6 +18,7 @@ __all__ = [
     "FeedConfig",
     "InvalidTrade",
     "KrakenTradesSource",
+    "SourceConfig",
     "SubscriptionRejected",
     "Trade",
     "parse_frame",
@@ -25,9 +27,10 @@ __all__ = [
 _WHERE = {
     "ConfigError": "config",
     "Feed": "feed",
-    "FeedConfig": "feed",
+    "FeedConfig": "config",
     "InvalidTrade": "trade",
     "KrakenTradesSource": "source",
+    "SourceConfig": "config",
     "SubscriptionRejected": "session",
     "Trade": "trade",
     "parse_frame": "protocol",

@@ -7,7 +7,7 @@ The core is sans I/O: it never writes to a topic, a socket or a log. It appends 
     Hole         trade_ids that will never be published, and why (`HoleReason`)
     Fetch        ask Kraken REST for one page; CancelFetch: stop waiting for it
     Resubscribe  ask the WebSocket for a fresh snapshot of some pairs
-    HistoryEnded a pair's history (`backfill_since`) is over
+    BackfillEnded a pair's history (`backfill_since`) is over
     Notice       a line for the log
 """
 
@@ -16,19 +16,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 __all__ = [
     "Action",
+    "BackfillEnded",
     "CancelFetch",
     "FeedStats",
     "Fetch",
-    "HistoryEnded",
     "Hole",
     "HoleReason",
     "Notice",
     "Outbox",
     "Publish",
+    "RestFailure",
     "Resubscribe",
 ]
 
@@ -80,6 +81,14 @@ _MEANINGS = {
     HoleReason.ABANDONED: "written by versions before 0.2 only: a repair given up after "
     "repair_attempts failures",
 }
+
+
+class RestFailure(Enum):
+    """What a REST request that brought no answer means."""
+
+    PASSING = "passing"  # anything that may pass: a delay, retried
+    UNKNOWN_PAIR = "unknown_pair"  # Kraken's REST does not know the pair
+    NOT_KRAKEN = "not_kraken"  # the URL is not Kraken's REST API: no pair can be repaired
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +145,7 @@ class Hole:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEnded:
+class BackfillEnded:
     """The history (`backfill_since`) of `pair` is over: complete, or impossible."""
 
     pair: str
@@ -151,7 +160,7 @@ class Resubscribe:
     pairs: tuple[str, ...]
 
 
-Action = Publish | Fetch | CancelFetch | Notice | Hole | HistoryEnded | Resubscribe
+Action = Publish | Fetch | CancelFetch | Notice | Hole | BackfillEnded | Resubscribe
 
 
 @dataclass

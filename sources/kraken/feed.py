@@ -10,7 +10,7 @@ broker; the source feeds it and carries out what it asks for:
     feed.tick(now)                   timers: a page that takes too long, the next request,
                                      waits that grow (escalated), pairs gone silent
     feed.actions()                   -> Publish / Hole / Fetch / CancelFetch / Notice /
-                                        HistoryEnded / Resubscribe
+                                        BackfillEnded / Resubscribe
 
 Scheduling, by construction:
 - one REST request at a time; the next goes to the most urgent lane (a regression check,
@@ -30,35 +30,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from .actions import (
     Action,
+    BackfillEnded,
     CancelFetch,
     FeedStats,
     Fetch,
-    HistoryEnded,
     Hole,
     HoleReason,
     Notice,
     Outbox,
     Publish,
+    RestFailure,
     Resubscribe,
 )
+from .config import HELD_TRADE_BYTES, FeedConfig
 from .lanes import Lane
 from .repairs import Repair, RepairKind
-from .rest import BadRow
+from .rows import BadRow
 from .trade import Trade
 
 __all__ = [
     "HELD_TRADE_BYTES",
     "Action",
+    "BackfillEnded",
     "CancelFetch",
     "Feed",
     "FeedConfig",
     "FeedStats",
     "Fetch",
-    "HistoryEnded",
     "Hole",
     "HoleReason",
     "Notice",
@@ -69,65 +70,6 @@ __all__ = [
 
 SILENCE_CHECK_INTERVAL = 10.0  # most seconds between two looks for silent pairs
 STALL_CHECK_INTERVAL = 1.0  # seconds between two looks at waits that grow
-# Memory one held live trade costs (the `Trade`, its strings and numbers, the list slot),
-# measured with tracemalloc on parsed Kraken frames (tests/unit/test_held_memory.py).
-HELD_TRADE_BYTES = 480
-
-
-class RestFailure(Enum):
-    """What a REST request that brought no answer means."""
-
-    PASSING = "passing"  # anything that may pass: a delay, retried
-    UNKNOWN_PAIR = "unknown_pair"  # Kraken's REST does not know the pair
-    NOT_KRAKEN = "not_kraken"  # the URL is not Kraken's REST API: no pair can be repaired
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    """How the core behaves.
-
-    :param pairs: the Kraken v2 symbols; trades of any other symbol are counted and dropped.
-    :param repair: whether REST is there to repair gaps (False: gaps are holes at once,
-        with reason `repair_off`).
-    :param max_gap: opt-in cap: a gap of more trades is a hole (reason `max_gap`) instead of
-        being repaired; 0: every gap is repaired, whatever its size.
-    :param max_held: most live trades held per pair behind a repair.
-    :param max_held_bytes: most memory for held trades over all pairs (at
-        `HELD_TRADE_BYTES` each); past it, the pair holding most lets them go.
-    :param message_trades: most trades in one `Publish`.
-    :param repair_timeout: seconds a REST request may take before it counts as failed.
-    :param retry_initial: the first wait after an answer that brought nothing, seconds; it
-        doubles up to `retry_cap`, and starts over once the repair advances.
-    :param page_size: trades per REST page (Kraken's maximum is 1000).
-    :param history_since_ns: publish each pair's past from then on (pairs with a position
-        resume from it instead).
-    :param stale_after: seconds without a live trade of a pair before its subscription is
-        checked with a `Resubscribe` (0: never); also how long trade_ids that went back are
-        held, without REST, before the new sequence is followed.
-    :param rest_interval: seconds between two REST calls (for the ETA of big gaps).
-    :param unreadable_reads: answers that must serve a row broken before its trade_id is
-        named a hole (reason `unreadable`).
-    """
-
-    pairs: tuple[str, ...]
-    repair: bool = True
-    max_gap: int = 0
-    max_held: int = 100_000
-    max_held_bytes: int = 128 * 1024 * 1024
-    message_trades: int = 1000
-    repair_timeout: float = 60.0
-    retry_initial: float = 2.0
-    retry_cap: float = 60.0
-    page_size: int = 1000
-    history_since_ns: int | None = None
-    stale_after: float = 120.0
-    rest_interval: float = 1.0
-    unreadable_reads: int = 3
-
-    @property
-    def max_held_total(self) -> int:
-        """Most held trades over all pairs."""
-        return max(self.max_held_bytes // HELD_TRADE_BYTES, 1)
 
 
 @dataclass(slots=True)
@@ -160,15 +102,15 @@ class Feed:
         self._silence_check_at = 0.0
         self._stall_check_at = 0.0
         self._schedule_after = 0.0
-        since = config.history_since_ns
+        since = config.backfill_since_ns
         if since is not None and config.repair:
             for lane in self._lanes.values():
                 if lane.position is None:
                     lane._start(
                         Repair(
-                            RepairKind.HISTORY,
+                            RepairKind.BACKFILL,
                             0.0,
-                            history_since_ns=since,
+                            backfill_since_ns=since,
                             start_ms=since // 1_000_000,
                         )
                     )
@@ -190,15 +132,15 @@ class Feed:
         return any(lane.repair is not None for lane in self._lanes.values())
 
     @property
-    def history_pending(self) -> bool:
+    def backfill_pending(self) -> bool:
         """True while any pair's history is still being fetched."""
         return any(
-            lane.repair is not None and lane.repair.kind is RepairKind.HISTORY
+            lane.repair is not None and lane.repair.kind is RepairKind.BACKFILL
             for lane in self._lanes.values()
         )
 
     @property
-    def history_failed(self) -> set[str]:
+    def backfill_failed(self) -> set[str]:
         """Pairs whose history could not be fetched (Kraken's REST cannot serve them)."""
         return {p for p, lane in self._lanes.items() if lane.rest_unusable is not None}
 

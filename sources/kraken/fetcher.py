@@ -14,8 +14,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .feed import RestFailure
-from .rest import BadRow, KrakenRest, NotKraken, RestError, Rows, Stopped, UnknownPair
+from .actions import RestFailure
+from .rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
+from .rows import BadRow, Rows
 from .trade import Trade
 
 __all__ = ["PageFetcher", "PageRequest", "PageResult"]

@@ -204,7 +204,7 @@ def fetch_asset_pairs(rest_url: str, *, timeout: float = 10.0) -> list[Instrumen
     """
     import httpx
 
-    from .rest import v2_symbol
+    from .rows import v2_symbol
 
     try:
         response = httpx.get(f"{rest_url.rstrip('/')}/0/public/AssetPairs", timeout=timeout)

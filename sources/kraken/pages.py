@@ -24,7 +24,7 @@ from enum import Enum
 from itertools import pairwise
 
 from .actions import HoleReason
-from .rest import BadRow
+from .rows import BadRow
 from .trade import Trade
 
 __all__ = ["Outcome", "PageHole", "Reading", "read_page"]
@@ -77,7 +77,7 @@ def read_page(
     """Read `rows` (one answer, in Kraken's order) from `position` towards `target`.
 
     :param position: the last trade_id accounted for (published or in a hole) and its time;
-        None at the start of a history (the first row starts the sequence).
+        None at the start of a backfill (the first row starts the sequence).
     :param target: the last trade_id to reach (the one before the first held live trade);
         None: as far as Kraken serves.
     :param broken_reads: first missing trade_id -> answers that served a broken row there
@@ -86,92 +86,129 @@ def read_page(
     :param from_start: the request's `since` was 0 or a cursor past which nothing can be
         re-read: nothing exists before the first row, so a jump there is proven.
     :param rereads: answers that must serve a row broken before it is named unreadable.
-    :param since_ms: the request's `since` in ms: the time a hole at a history's very start
+    :param since_ms: the request's `since` in ms: the time a hole at a backfill's very start
         is placed after (its trade before is unknown).
     """
-    reading = Reading(position=position)
     known = [row.trade_id for row in rows if row.trade_id is not None]
     if any(b <= a for a, b in pairwise(known)):
-        reading.outcome = Outcome.MALFORMED
-        return reading
-    pos = position
-    fresh: list[Trade] = []
-    prev: int | None = None  # trade_id of the row before, in this answer (None: none/unreadable)
-    first = True  # no row before in this answer
-
-    def proven() -> bool:
-        return prev is not None or (first and from_start)
-
-    def flush() -> None:
-        nonlocal fresh
-        if fresh:
-            reading.steps.append(fresh)
-            reading.progressed = True
-            fresh = []
-
-    def hole(first_id: int, last_id: int, reason: HoleReason, detail: str) -> None:
-        nonlocal pos
-        flush()
-        reading.steps.append(PageHole(first_id, last_id, reason, detail))
-        reading.progressed = True
-        pos = (last_id, pos[1] if pos else since_ms)
-
+        return Reading(position=position, outcome=Outcome.MALFORMED)
+    reader = _Reader(rows, position, target, from_start, since_ms)
     outcome = Outcome.MORE if full else Outcome.END
     for index, row in enumerate(rows):
-        rid = row.trade_id
-        if pos is not None and rid is not None and rid <= pos[0]:
-            prev, first = rid, False  # a row already accounted for: the left side
-            continue
-        if target is not None and rid is not None and rid > target:
-            if pos is not None and pos[0] < target:  # the rest of the gap is not served
-                if not proven():
-                    outcome = Outcome.ANCHOR
-                    break
-                hole(pos[0] + 1, target, HoleReason.REST_LACKS, _lacks(prev, rid))
-            outcome = Outcome.REACHED
-            break
         if type(row) is BadRow:
-            step = _broken(row, index, rows, pos, target, broken_reads, rereads)
-            if step is None:  # before the start of a history: not part of the sequence
-                prev, first = None, False
-                continue
-            if isinstance(step, Outcome):
-                outcome = step
-                break
-            missing_first, missing_last, lacking_before = step
-            if (lacking_before is not None or rid is None) and not proven():
-                outcome = Outcome.ANCHOR
-                break
-            if lacking_before is not None:
-                hole(pos[0] + 1, lacking_before, HoleReason.REST_LACKS, _lacks(prev, rid))
-            hole(
-                missing_first,
-                missing_last,
-                HoleReason.UNREADABLE,
-                f"Kraken REST served {'this row' if rid is not None else 'these rows'} "
-                f"broken on {rereads} reads: {row.reason}",
-            )
-            prev, first = rid, False
-            if target is not None and missing_last >= target:
-                outcome = Outcome.REACHED
-                break
-            continue
-        # a readable trade after the position
-        if pos is not None and rid > pos[0] + 1:
-            if not proven():
-                outcome = Outcome.ANCHOR
-                break
-            hole(pos[0] + 1, rid - 1, HoleReason.REST_LACKS, _lacks(prev, rid))
-        fresh.append(row)
-        pos = (rid, row.timestamp_ms)
-        prev, first = rid, False
-        if target is not None and rid >= target:
-            outcome = Outcome.REACHED
+            stop = reader.broken(row, index, broken_reads, rereads)
+        else:
+            stop = reader.trade(row)
+        if stop is not None:
+            outcome = stop
             break
-    flush()
-    reading.position = pos
-    reading.outcome = outcome
-    return reading
+    return reader.done(outcome)
+
+
+class _Reader:
+    """`read_page`'s walk through one answer: where it stands, and what it found."""
+
+    def __init__(
+        self,
+        rows: Sequence[Trade | BadRow],
+        position: Position | None,
+        target: int | None,
+        from_start: bool,
+        since_ms: int,
+    ) -> None:
+        self.rows = rows
+        self.pos = position
+        self.target = target
+        self.from_start = from_start
+        self.since_ms = since_ms
+        self.reading = Reading(position=position)
+        self.fresh: list[Trade] = []
+        self.prev: int | None = None  # trade_id of the row before in this answer (None: unknown)
+        self.first = True  # no row before in this answer
+
+    def trade(self, row: Trade) -> Outcome | None:
+        """A readable row; an outcome when the answer is read as far as it goes."""
+        rid, pos = row.trade_id, self.pos
+        if pos is not None and rid <= pos[0]:
+            self._passed(rid)  # a row already accounted for: the left side of anything next
+            return None
+        if self._beyond_target(rid):
+            return self._reach(rid)
+        if pos is not None and rid > pos[0] + 1:
+            if not self._proven():
+                return Outcome.ANCHOR
+            self._hole(pos[0] + 1, rid - 1, HoleReason.REST_LACKS, _lacks(self.prev, rid))
+        self.fresh.append(row)
+        self.pos = (rid, row.timestamp_ms)
+        self._passed(rid)
+        return Outcome.REACHED if self.target is not None and rid >= self.target else None
+
+    def broken(
+        self, row: BadRow, index: int, broken_reads: dict[int, int], rereads: int
+    ) -> Outcome | None:
+        """An unreadable row; an outcome when the answer is read as far as it goes."""
+        rid, pos = row.trade_id, self.pos
+        if pos is not None and rid is not None and rid <= pos[0]:
+            self._passed(rid)
+            return None
+        if rid is not None and self._beyond_target(rid):
+            return self._reach(rid)
+        step = _broken(row, index, self.rows, pos, self.prev, self.target, broken_reads, rereads)
+        if step is None:  # before a backfill's start, or counted with the rows around it
+            self.prev, self.first = None, False
+            return None
+        if isinstance(step, Outcome):
+            return step
+        missing_first, missing_last, lacking_before, reason = step
+        if (lacking_before is not None or rid is None) and not self._proven():
+            return Outcome.ANCHOR
+        if lacking_before is not None:
+            assert pos is not None
+            self._hole(pos[0] + 1, lacking_before, HoleReason.REST_LACKS, _lacks(self.prev, rid))
+        what = "this row" if rid is not None else "rows with no readable trade_id"
+        detail = f"Kraken REST served {what} broken on {rereads} reads: {row.reason}"
+        self._hole(missing_first, missing_last, reason, detail)
+        self._passed(rid)
+        target = self.target
+        return Outcome.REACHED if target is not None and missing_last >= target else None
+
+    def done(self, outcome: Outcome) -> Reading:
+        self._flush()
+        self.reading.position = self.pos
+        self.reading.outcome = outcome
+        return self.reading
+
+    def _beyond_target(self, rid: int) -> bool:
+        return self.target is not None and rid > self.target
+
+    def _reach(self, rid: int) -> Outcome:
+        """A row past the target: the rest of the gap up to it is not served (if proven)."""
+        pos, target = self.pos, self.target
+        assert target is not None
+        if pos is not None and pos[0] < target:
+            if not self._proven():
+                return Outcome.ANCHOR
+            self._hole(pos[0] + 1, target, HoleReason.REST_LACKS, _lacks(self.prev, rid))
+        return Outcome.REACHED
+
+    def _proven(self) -> bool:
+        return self.prev is not None or (self.first and self.from_start)
+
+    def _passed(self, rid: int | None) -> None:
+        self.prev, self.first = rid, False
+
+    def _flush(self) -> None:
+        if self.fresh:
+            self.reading.steps.append(self.fresh)
+            self.reading.progressed = True
+            self.fresh = []
+
+    def _hole(self, first_id: int, last_id: int, reason: HoleReason, detail: str) -> None:
+        self._flush()
+        self.reading.steps.append(PageHole(first_id, last_id, reason, detail))
+        self.reading.progressed = True
+        pos = self.pos
+        self.pos = (last_id, pos[1] if pos else self.since_ms)
 
 
 def _broken(
@@ -179,18 +216,23 @@ def _broken(
     index: int,
     rows: Sequence[Trade | BadRow],
     pos: Position | None,
+    prev: int | None,
     target: int | None,
     broken_reads: dict[int, int],
     rereads: int,
-) -> tuple[int, int, int | None] | Outcome | None:
-    """A broken row after the position: re-read, or the trade_ids it names as unreadable.
+) -> tuple[int, int, int | None, HoleReason] | Outcome | None:
+    """A broken row after the position: re-read, or the trade_ids it costs.
 
     Returns `Outcome.REREAD` while it has not been served broken `rereads` times; else
-    (first, last, lacking_before): the unreadable trade_ids, and when the row's own trade_id
-    leaps past the position, the last trade_id of the stretch before it that is not served.
-    None: a row with no readable trade_id before a history's first trade (ignored).
+    (first, last, lacking_before, reason): the trade_ids lost, why, and when the row's own
+    trade_id leaps past the position, the last trade_id of the stretch before it that is not
+    served. A row whose trade_id is unreadable too is bounded by the readable rows around
+    it: `unreadable` when the broken rows there are as many as the trade_ids between, else
+    `rest_lacks` (some are not served; which ones cannot be told). None: nothing to do (a row
+    before a backfill's first trade, or one already counted with the rows around it).
     """
     rid = row.trade_id
+    reason = HoleReason.UNREADABLE
     if rid is not None:
         first = rid
         last = rid
@@ -207,11 +249,18 @@ def _broken(
         lacking_before = None
         if last < first:
             return None
+        broken = 0  # unreadable rows between the readable ones around this one
+        for other in rows[index:]:
+            if other.trade_id is not None:
+                break
+            broken += 1
+        if prev is None or broken != after - 1 - prev:
+            reason = HoleReason.REST_LACKS
     reads = broken_reads.get(first, 0) + 1
     broken_reads[first] = reads
     if reads < rereads:
         return Outcome.REREAD
-    return first, last, lacking_before
+    return first, last, lacking_before, reason
 
 
 def _lacks(before: int | None, after: int | None) -> str:

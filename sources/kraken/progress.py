@@ -24,9 +24,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-__all__ = ["HISTORY", "REPAIR", "PairProgress", "Progress", "format_duration", "format_line"]
+__all__ = ["BACKFILL", "REPAIR", "PairProgress", "Progress", "format_duration", "format_line"]
 
-HISTORY, REPAIR = "history", "repair"
+BACKFILL, REPAIR = "backfill", "repair"
 RATE_WINDOW = 30.0  # seconds of samples behind the rates and the ETA
 MIN_AGE = 5.0  # seconds a repair runs before it is shown
 MAX_LINES = 20  # most pairs in one report; the rest are counted
@@ -93,7 +93,7 @@ class Progress:
         until_ms: int | None = None,
         *,
         now: float,
-        kind: str = HISTORY,
+        kind: str = BACKFILL,
     ) -> None:
         """A run of `pair` from `since_ms` to `until_ms` (None: up to the present).
 
@@ -138,7 +138,7 @@ class Progress:
         last time none was running too (a display's last frame)."""
         rows = []
         for run in self._runs.values():
-            if run.kind == HISTORY or now - run.started >= self.min_age:
+            if run.kind == BACKFILL or now - run.started >= self.min_age:
                 run.shown = True
                 rows.append(self._row(run, now))
         if with_done:
@@ -189,9 +189,9 @@ class Progress:
 
 
 def format_line(row: PairProgress) -> str:
-    """`History of BTC/USD: reached 2024-05-01 10:00:00 UTC, 41.2 % of 30 d, 812 trades/s,
+    """`Backfill of BTC/USD: reached 2024-05-01 10:00:00 UTC, 41.2 % of 30 d, 812 trades/s,
     ETA 12 s (3,000 trades so far)`."""
-    what = "History" if row.kind == HISTORY else "Repair"
+    what = "Backfill" if row.kind == BACKFILL else "Repair"
     return (
         f"{what} of {row.pair}: reached {format_time(row.reached_ms)}, "
         f"{row.fraction * 100:.1f} % of {format_duration((row.end_ms - row.since_ms) / 1000)}, "

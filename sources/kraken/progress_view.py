@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import IO, Any, Protocol
 
-from .progress import HISTORY, PairProgress, Progress, format_eta, format_time
+from .progress import BACKFILL, PairProgress, Progress, format_eta, format_time
 
 __all__ = ["LOG_INTERVAL", "ProgressDisplay", "ProgressLog", "ProgressView", "progress_view"]
 
@@ -138,7 +138,7 @@ def table(rows: list[PairProgress], limit: int = DISPLAY_ROWS) -> Any:
         frame.add_column(title, justify="left" if title == "reached (UTC)" else "right")
     for row in rows[:limit]:
         frame.add_row(
-            row.pair if row.kind == HISTORY else f"{row.pair} (repair)",
+            row.pair if row.kind == BACKFILL else f"{row.pair} (repair)",
             ProgressBar(total=1.0, completed=row.fraction),
             f"{row.fraction * 100:.1f} %",
             format_time(row.reached_ms)[:16],

@@ -24,7 +24,7 @@ class RepairKind(IntEnum):
 
     CHECK = 0  # a pair's trade_ids went back: does Kraken's REST confirm the new sequence?
     GAP = 1  # live trades are held behind it
-    HISTORY = 2  # `backfill_since`: a pair's past, before its live trades
+    BACKFILL = 2  # `backfill_since`: a pair's past, before its live trades
 
 
 @dataclass(slots=True)
@@ -35,14 +35,14 @@ class Repair:
     :param started_at: monotonic time it started.
     :param first_missing: the first trade_id it must bring (None for a history's start).
     :param start_ms: the time it starts from, epoch ms (for progress and ETA).
-    :param history_since_ns: a history's first `since` (used while the pair has no position).
+    :param backfill_since_ns: a history's first `since` (used while the pair has no position).
     """
 
     kind: RepairKind
     started_at: float
     first_missing: int | None = None
     start_ms: int | None = None
-    history_since_ns: int | None = None
+    backfill_since_ns: int | None = None
     chasing: bool = False  # the held trades were let go: REST brings them, up to `chase_to`
     chase_to: int | None = None  # the last trade_id received (and let go) while chasing
     lookback_ns: int = 0  # an answer had no row before its jump: ask from this much earlier
@@ -61,8 +61,8 @@ class Repair:
 
     def describe(self, target: int | None) -> str:
         """`gap 101..150`, `history`, `catch-up` or `sequence check`, for the log."""
-        if self.kind is RepairKind.HISTORY:
-            return "history"
+        if self.kind is RepairKind.BACKFILL:
+            return "backfill"
         if self.kind is RepairKind.CHECK:
             return "sequence check"
         if self.chasing:
@@ -75,7 +75,7 @@ class Repair:
         """The `since` of the next request: from just before the position's time (so the
         answer starts with a trade already accounted for), or further back when asked."""
         if position is None:
-            return max(self.history_since_ns or 0, 0)
+            return max(self.backfill_since_ns or 0, 0)
         since = position[1] * NS_PER_MS - 1 - self.lookback_ns
         return max(since, self.floor_ns, 0)
 

@@ -29,7 +29,7 @@ __all__ = ["source_metrics"]
 
 
 def source_metrics(
-    pairs: Collection[str], history_since_ns: int | None = None
+    pairs: Collection[str], backfill_since_ns: int | None = None
 ) -> SourceMetrics | None:
     """The Kraken source's metrics, for its own process; None while metrics are off (the
     main process enables them, before it starts the source's process, when `metrics_port`
@@ -38,4 +38,4 @@ def source_metrics(
         return None
     from .sync import SourceMetrics
 
-    return SourceMetrics(pairs, history_since_ns)
+    return SourceMetrics(pairs, backfill_since_ns)

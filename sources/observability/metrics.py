@@ -32,116 +32,165 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 LIVE = "livemostrecent"
 
 
+# The source's metrics: attribute -> (kind, name, help, labels). Names are fixed (docs).
+SOURCE_METRICS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "published": (
+        "counter",
+        "kraken_trades_published_total",
+        "Trades published to the source topic (origin: ws live, rest repaired or backfill)",
+        ("pair", "origin"),
+    ),
+    "gaps_found": (
+        "counter",
+        "kraken_trades_gaps_found_total",
+        "Gaps found in the live trade_id sequence",
+        ("pair",),
+    ),
+    "gaps_repaired": (
+        "counter",
+        "kraken_trades_gaps_repaired_total",
+        "Gaps closed from Kraken REST",
+        ("pair",),
+    ),
+    "gaps_unrepaired": (
+        "counter",
+        "kraken_trades_gaps_unrepaired_total",
+        "Trade_id ranges that will never be published (reason: rest_lacks and unreadable "
+        "are proven by Kraken's REST; see the gap events)",
+        ("pair", "reason"),
+    ),
+    "missed": (
+        "counter",
+        "kraken_trades_missed_total",
+        "Trades in the unrepaired gaps",
+        ("pair", "reason"),
+    ),
+    "regressions": (
+        "counter",
+        "kraken_trades_sequence_regressions_total",
+        "Times a pair's trade_ids went back (newer trades with lower ids)",
+        ("pair",),
+    ),
+    "repair_stalled": (
+        "gauge",
+        "kraken_trades_repair_stalled_seconds",
+        "Seconds the pair's repair has gone without progress while Kraken REST fails "
+        "or lags (0: no repair, or it advances)",
+        ("pair",),
+    ),
+    "pair_unready": (
+        "gauge",
+        "kraken_trades_pair_unready",
+        "1 while the pair makes /readyz answer 503 (reason: repair_stalled, "
+        "rest_unusable, sequence_regression)",
+        ("pair", "reason"),
+    ),
+    "backfilled": (  # deprecated: the same count, under the name it had
+        "counter",
+        "kraken_trades_backfilled_total",
+        'Deprecated (use kraken_trades_published_total{origin="rest"}): trades published '
+        "from Kraken REST, repairs included",
+        ("pair",),
+    ),
+    "duplicates_dropped": (
+        "counter",
+        "kraken_trades_duplicates_dropped_total",
+        "Trades dropped as already published (stage: source or dataframe)",
+        ("stage",),
+    ),
+    "out_of_sequence": (
+        "counter",
+        "kraken_trades_out_of_sequence_total",
+        "Live trades dropped as out of sequence",
+        ("pair",),
+    ),
+    "malformed": (
+        "counter",
+        "kraken_trades_malformed_total",
+        "Unreadable input: WebSocket frames or trades (ws), REST rows (rest)",
+        ("input",),
+    ),
+    "reconnects": (
+        "counter",
+        "kraken_trades_reconnects_total",
+        "WebSocket disconnections followed by a reconnect",
+        (),
+    ),
+    "rest_calls": (
+        "counter",
+        "kraken_trades_rest_calls_total",
+        "Kraken REST calls by outcome (ok, throttled, error)",
+        ("outcome",),
+    ),
+    "stale_probes": (
+        "counter",
+        "kraken_trades_stale_probes_total",
+        "Checks of subscriptions silent for stale_after (result: quiet or newer)",
+        ("result",),
+    ),
+    "held": ("gauge", "kraken_trades_held", "Live trades held behind a repair", ("pair",)),
+    "last_trade_timestamp": (
+        "gauge",
+        "kraken_trades_last_trade_timestamp_seconds",
+        "Exchange time of the pair's last published trade (Unix seconds)",
+        ("pair",),
+    ),
+    "seconds_since_last_trade": (
+        "gauge",
+        "kraken_trades_seconds_since_last_trade",
+        "Seconds from the pair's last published trade to the last update of this gauge",
+        ("pair",),
+    ),
+    "backfill_progress": (
+        "gauge",
+        "kraken_trades_backfill_progress_ratio",
+        "Backfill (backfill_since) done, 0 to 1",
+        ("pair",),
+    ),
+    "pair_subscribed": (
+        "gauge",
+        "kraken_trades_pair_subscribed",
+        "1 while the pair's subscription is acknowledged",
+        ("pair",),
+    ),
+    "pairs_configured": (
+        "gauge",
+        "kraken_trades_pairs_configured",
+        "Pairs this source streams",
+        (),
+    ),
+    "pairs_subscribed": (
+        "gauge",
+        "kraken_trades_pairs_subscribed",
+        "Pairs whose subscription is acknowledged now",
+        (),
+    ),
+    "connections_open": (
+        "gauge",
+        "kraken_trades_connections_open",
+        "WebSocket connections open now",
+        (),
+    ),
+    "heartbeat": (
+        "gauge",
+        "kraken_trades_source_heartbeat_timestamp_seconds",
+        "When the source's loop last turned (Unix seconds); /healthz checks it",
+        (),
+    ),
+}
+
+
 class SourceMetricSet:
-    """The metrics the Kraken source's process writes (see `sync.SourceMetrics`)."""
+    """The metrics the Kraken source's process writes (see `sync.SourceMetrics`): one
+    attribute per entry of `SOURCE_METRICS`, and the publish-latency histogram."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, labels, registry=registry)
-
-        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-            return Gauge(name, doc, labels, registry=registry, multiprocess_mode=LIVE)
-
-        self.published = counter(
-            "kraken_trades_published_total",
-            "Trades published to the source topic (origin: ws live, rest repaired or history)",
-            ("pair", "origin"),
-        )
-        self.gaps_found = counter(
-            "kraken_trades_gaps_found_total", "Gaps found in the live trade_id sequence", ("pair",)
-        )
-        self.gaps_repaired = counter(
-            "kraken_trades_gaps_repaired_total", "Gaps closed from Kraken REST", ("pair",)
-        )
-        self.gaps_unrepaired = counter(
-            "kraken_trades_gaps_unrepaired_total",
-            "Trade_id ranges that will never be published (reason: rest_lacks and unreadable "
-            "are proven by Kraken's REST; see the gap events)",
-            ("pair", "reason"),
-        )
-        self.missed = counter(
-            "kraken_trades_missed_total", "Trades in the unrepaired gaps", ("pair", "reason")
-        )
-        self.regressions = counter(
-            "kraken_trades_sequence_regressions_total",
-            "Times a pair's trade_ids went back (newer trades with lower ids)",
-            ("pair",),
-        )
-        self.repair_stalled = gauge(
-            "kraken_trades_repair_stalled_seconds",
-            "Seconds the pair's repair has gone without progress while Kraken REST fails "
-            "or lags (0: no repair, or it advances)",
-            ("pair",),
-        )
-        self.pair_unready = gauge(
-            "kraken_trades_pair_unready",
-            "1 while the pair makes /readyz answer 503 (reason: repair_stalled, "
-            "rest_unusable, sequence_regression)",
-            ("pair", "reason"),
-        )
-        self.backfilled = counter(
-            "kraken_trades_backfilled_total", "Trades published from Kraken REST", ("pair",)
-        )
-        self.duplicates_dropped = counter(
-            "kraken_trades_duplicates_dropped_total",
-            "Trades dropped as already published (stage: source or dataframe)",
-            ("stage",),
-        )
-        self.out_of_sequence = counter(
-            "kraken_trades_out_of_sequence_total",
-            "Live trades dropped as out of sequence",
-            ("pair",),
-        )
-        self.malformed = counter(
-            "kraken_trades_malformed_total",
-            "Unreadable input: WebSocket frames or trades (ws), REST rows (rest)",
-            ("input",),
-        )
-        self.reconnects = counter(
-            "kraken_trades_reconnects_total", "WebSocket disconnections followed by a reconnect"
-        )
-        self.rest_calls = counter(
-            "kraken_trades_rest_calls_total",
-            "Kraken REST calls by outcome (ok, throttled, error)",
-            ("outcome",),
-        )
-        self.stale_probes = counter(
-            "kraken_trades_stale_probes_total",
-            "Checks of subscriptions silent for stale_after (result: quiet or newer)",
-            ("result",),
-        )
-        self.held = gauge("kraken_trades_held", "Live trades held behind a repair", ("pair",))
-        self.last_trade_timestamp = gauge(
-            "kraken_trades_last_trade_timestamp_seconds",
-            "Exchange time of the pair's last published trade (Unix seconds)",
-            ("pair",),
-        )
-        self.seconds_since_last_trade = gauge(
-            "kraken_trades_seconds_since_last_trade",
-            "Seconds from the pair's last published trade to the last update of this gauge",
-            ("pair",),
-        )
-        self.backfill_progress = gauge(
-            "kraken_trades_backfill_progress_ratio",
-            "History backfill (backfill_since) done, 0 to 1",
-            ("pair",),
-        )
-        self.pair_subscribed = gauge(
-            "kraken_trades_pair_subscribed",
-            "1 while the pair's subscription is acknowledged",
-            ("pair",),
-        )
-        self.pairs_configured = gauge("kraken_trades_pairs_configured", "Pairs this source streams")
-        self.pairs_subscribed = gauge(
-            "kraken_trades_pairs_subscribed", "Pairs whose subscription is acknowledged now"
-        )
-        self.connections_open = gauge(
-            "kraken_trades_connections_open", "WebSocket connections open now"
-        )
-        self.heartbeat = gauge(
-            "kraken_trades_source_heartbeat_timestamp_seconds",
-            "When the source's loop last turned (Unix seconds); /healthz checks it",
-        )
+        for attribute, (kind, name, doc, labels) in SOURCE_METRICS.items():
+            if kind == "counter":
+                metric: Any = Counter(name, doc, labels, registry=registry)
+            else:
+                metric = Gauge(name, doc, labels, registry=registry, multiprocess_mode=LIVE)
+            setattr(self, attribute, metric)
         self.publish_latency = Histogram(
             "kraken_trades_publish_latency_seconds",
             "Exchange time of the newest live trade of a source-topic message -> produced",

@@ -41,18 +41,18 @@ class SourceMetrics:
     """Copies the source's counters into a `SourceMetricSet` (one per process).
 
     :param pairs: the pairs this source streams.
-    :param history_since_ns: `backfill_since` (epoch ns), for the backfill progress gauge.
+    :param backfill_since_ns: `backfill_since` (epoch ns), for the backfill progress gauge.
     :param metrics: the metric set to write (tests give one with its own registry).
     """
 
     def __init__(
         self,
         pairs: Iterable[str],
-        history_since_ns: int | None = None,
+        backfill_since_ns: int | None = None,
         metrics: SourceMetricSet | None = None,
     ) -> None:
         self.pairs = tuple(pairs)
-        self.history_since_ns = history_since_ns
+        self.backfill_since_ns = backfill_since_ns
         self.metrics = metrics if metrics is not None else SourceMetricSet()
         self.due = 0.0  # monotonic time of the next sync
         self._counted: dict[tuple[Any, ...], float] = {}  # counter (and labels) -> value synced
@@ -116,7 +116,7 @@ class SourceMetrics:
         stats = feed.stats
         self._counters(stats, session_stats, bad_rest_rows, rest)
         wall = time.time()
-        history = self.history_since_ns
+        history = self.backfill_since_ns
         subscribed: set[str] = set()
         connections = 0
         for session in sessions:
@@ -206,7 +206,7 @@ class SourceMetrics:
 def _progress(lane: Lane, since_ns: int, wall: float) -> float:
     """How much of the pair's history (from `since_ns` to now) is fetched, 0 to 1."""
     repair = lane.repair
-    if repair is None or repair.kind is not RepairKind.HISTORY:
+    if repair is None or repair.kind is not RepairKind.BACKFILL:
         return 1.0  # over (or resumed from a saved position: nothing to fetch)
     span = wall * 1e9 - since_ns
     position = lane.position

@@ -190,22 +190,8 @@ def last_trade_ids(
             logger.info("Topic %s does not exist: no trade written yet", topic)
             return LastTradeIds()
         _bounds(consumer, topic, partitions, tail, deadline)
-        step = tail
-        readable = [p for p in partitions if p.failed is None]
-        while readable:
-            _read(consumer, topic, readable, wanted, tail, budget, deadline, id_field)
-            if wanted is None:
-                break
-            found = {pair for p in partitions for pair in p.last}
-            if wanted <= found:
-                break
-            readable = [
-                p for p in partitions if p.failed is None and not p.exhausted and p.read < budget
-            ]
-            for p in readable:
-                p.end = p.start
-                p.start = max(p.low, p.start - min(step, budget - p.read))
-            step *= 2
+        reading = _Reading(consumer, topic, wanted, tail, budget, deadline, id_field)
+        _read_back(reading, partitions)
     finally:
         consumer.close()
     return _result(topic, partitions, wanted, complete=True, started=started)
@@ -289,81 +275,120 @@ def _list_offsets(
     return offsets
 
 
-def _read(
-    consumer: Consumer,
-    topic: str,
-    partitions: list[_Partition],
-    wanted: frozenset[str] | None,
-    tail: int,
-    budget: int,
-    deadline: float,
-    id_field: str = "trade_id",
-) -> None:
+@dataclass(frozen=True)
+class _Reading:
+    """What one call reads, and within which bounds."""
+
+    consumer: Consumer
+    topic: str
+    wanted: frozenset[str] | None
+    tail: int
+    budget: int
+    deadline: float
+    id_field: str
+
+
+def _read_back(reading: _Reading, partitions: list[_Partition]) -> None:
+    """Read each partition's tail, then windows further back (each twice as long) until every
+    wanted pair is found, the partitions' starts are reached, or the budget is spent."""
+    step = reading.tail
+    readable = [p for p in partitions if p.failed is None]
+    while readable:
+        _read(reading, readable)
+        wanted = reading.wanted
+        if wanted is None or wanted <= {pair for p in partitions for pair in p.last}:
+            return
+        budget = reading.budget
+        readable = [
+            p for p in partitions if p.failed is None and not p.exhausted and p.read < budget
+        ]
+        for p in readable:
+            p.end = p.start
+            p.start = max(p.low, p.start - min(step, budget - p.read))
+        step *= 2
+
+
+def _read(reading: _Reading, partitions: list[_Partition]) -> None:
     """Read each partition's current window, then fold what it found into `last`."""
+    consumer, topic = reading.consumer, reading.topic
     active = {p.number: p for p in partitions}
     assignment = [TopicPartition(topic, p.number, p.start) for p in partitions]
     consumer.assign(assignment)
     consumer.resume(assignment)  # a partition paused in the previous round stays paused
-
-    def close_window(p: _Partition) -> None:
-        for pair, last in p.window.items():
-            if pair not in p.last or last > p.last[pair]:
-                p.last[pair] = last
-        p.window.clear()
-        del active[p.number]
-        consumer.pause([TopicPartition(topic, p.number)])
-
-    def fail(p: _Partition, reason: str) -> None:
-        p.failed = reason
-        p.window.clear()
-        del active[p.number]
-        consumer.pause([TopicPartition(topic, p.number)])
-
     while active:
-        remaining = deadline - time.monotonic()
+        remaining = reading.deadline - time.monotonic()
         if remaining <= 0:
             for p in list(active.values()):
-                fail(p, f"not read to the end of its window in time (offset {p.start}..)")
+                _stop(
+                    reading,
+                    active,
+                    p,
+                    f"not read to the end of its window in time (offset {p.start}..)",
+                )
             break
         try:
             messages = consumer.consume(CONSUME_BATCH, timeout=min(remaining, POLL_INTERVAL))
         except KafkaException as exc:
             for p in list(active.values()):
-                fail(p, f"the consumer failed: {_text(exc)}")
+                _stop(reading, active, p, f"the consumer failed: {_text(exc)}")
             break
-        moved: set[int] = set()  # partitions sought elsewhere: the rest of this list is stale
-        for message in messages:
-            error = message.error()
-            p = active.get(message.partition()) if message.topic() == topic else None
-            if p is None:  # a closed window's leftovers, or the consumer's own errors
-                if error is not None and error.fatal():
-                    for q in list(active.values()):
-                        fail(q, f"the consumer failed: {error}")
-                elif error is not None and error.code() != KafkaError._PARTITION_EOF:
-                    logger.debug("Reading %s: %s", topic, error)
-                continue
-            if p.number in moved:
-                continue
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    close_window(p)
-                else:
-                    fail(p, f"reading it failed: {error}")
-                continue
-            if not p.checked:
-                p.checked = True
-                if _skip_to_tail(consumer, topic, p, tail, budget):
-                    moved.add(p.number)
-                    continue
-            if p.end is not None and message.offset() >= p.end:
-                close_window(p)
-                continue
-            p.read += 1
-            if p.read > budget:
-                fail(p, f"{budget} records read without reaching the end of the partition")
-                continue
-            _take(message, p.window, wanted, id_field)
+        _take_batch(reading, active, messages)
     consumer.unassign()
+
+
+def _take_batch(reading: _Reading, active: dict[int, _Partition], messages: list[Message]) -> None:
+    """One `consume` batch: records kept, windows closed at their end, failures noted."""
+    topic = reading.topic
+    moved: set[int] = set()  # partitions sought elsewhere: the rest of this list is stale
+    for message in messages:
+        error = message.error()
+        p = active.get(message.partition()) if message.topic() == topic else None
+        if p is None:  # a closed window's leftovers, or the consumer's own errors
+            if error is not None and error.fatal():
+                for q in list(active.values()):
+                    _stop(reading, active, q, f"the consumer failed: {error}")
+            elif error is not None and error.code() != KafkaError._PARTITION_EOF:
+                logger.debug("Reading %s: %s", topic, error)
+            continue
+        if p.number in moved:
+            continue
+        if error is not None:
+            eof = error.code() == KafkaError._PARTITION_EOF
+            _stop(reading, active, p, None if eof else f"reading it failed: {error}")
+            continue
+        if not p.checked:
+            p.checked = True
+            if _skip_to_tail(reading.consumer, topic, p, reading.tail, reading.budget):
+                moved.add(p.number)
+                continue
+        if p.end is not None and message.offset() >= p.end:
+            _stop(reading, active, p, None)
+            continue
+        p.read += 1
+        if p.read > reading.budget:
+            _stop(
+                reading,
+                active,
+                p,
+                f"{reading.budget} records read without reaching the end of the partition",
+            )
+            continue
+        _take(message, p.window, reading.wanted, reading.id_field)
+
+
+def _stop(
+    reading: _Reading, active: dict[int, _Partition], p: _Partition, failed: str | None
+) -> None:
+    """Close `p`'s window: keep what it found (None: read to its end), or fail it."""
+    if failed is None:
+        for pair, last in p.window.items():
+            if pair not in p.last or last > p.last[pair]:
+                p.last[pair] = last
+    else:
+        p.failed = failed
+    p.window.clear()
+    del active[p.number]
+    reading.consumer.pause([TopicPartition(reading.topic, p.number)])
 
 
 def _skip_to_tail(consumer: Consumer, topic: str, p: _Partition, tail: int, budget: int) -> bool:

@@ -13,16 +13,8 @@ import pytest
 from simulator import KrakenSimulator, Market
 from sources.kraken.feed import RestFailure
 from sources.kraken.fetcher import PageFetcher, PageRequest, PageResult
-from sources.kraken.rest import (
-    KrakenRest,
-    NotKraken,
-    RestError,
-    Stopped,
-    TradesPage,
-    UnknownPair,
-    rest_row_to_trade,
-    v2_symbol,
-)
+from sources.kraken.rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
+from sources.kraken.rows import TradesPage, rest_row_to_trade, v2_symbol
 from sources.kraken.trade import Trade
 
 

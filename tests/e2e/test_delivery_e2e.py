@@ -191,7 +191,7 @@ def test_history_of_a_pair_rest_does_not_know_exits_non_zero_naming_it(
         r"ERROR.*XRP/USD: Kraken REST cannot repair it: .*no pair for XRP/USD", pipeline.log
     )
     assert re.search(
-        r"The history of XRP/USD is incomplete: Kraken's REST cannot serve it", pipeline.log
+        r"The backfill of XRP/USD is incomplete: Kraken's REST cannot serve it", pipeline.log
     )
 
 

@@ -77,7 +77,7 @@ def test_outage_longer_than_the_snapshot_is_repaired_from_rest(
     for pair in PAIRS:
         assert ids[pair][0] <= first[pair] and ids[pair][-1] >= target[pair]
     assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ .* fetching them from Kraken REST", log)
-    assert int(re.findall(r"backfilled=(\d+)", log)[-1]) > 0
+    assert int(re.findall(r"from_rest=(\d+)", log)[-1]) > 0
     report("outage", ids, first, target)
 
 
@@ -150,7 +150,7 @@ def test_history_since_an_hour_ago_then_live_without_gap(broker: str, tmp_path: 
     with KrakenSimulator(market, rate=20.0, batch=2, heartbeat_interval=0.5) as kraken:
         kraken.throttle_rest(3)  # Kraken's "EGeneral:Too many requests" on the first calls
         with trades_pipeline(broker, kraken, tmp_path, backfill_since="1h") as pipeline:
-            pipeline.wait_for_log(r"History of ETH/USD complete", timeout=90)
+            pipeline.wait_for_log(r"Backfill of ETH/USD complete", timeout=90)
             target = wait_for_trades(market, 10)
             records = consume(
                 broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=90

@@ -20,7 +20,7 @@ DAY = 86_400
 MOST_SECONDS_BETWEEN_REPORTS = 10.0
 LOG_TIME = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
 PROGRESS = re.compile(
-    LOG_TIME + r".*History of (\S+): reached (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC, "
+    LOG_TIME + r".*Backfill of (\S+): reached (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC, "
     r"([\d.]+) % of 30 d, [\d,]+ trades/s, ETA ([^(]+) \(",
     re.MULTILINE,
 )
@@ -38,7 +38,7 @@ def test_a_30_day_history_of_two_pairs_logs_each_pair_s_date_reached_and_eta(
     started = _at(re.search(LOG_TIME + r".*Backfilling ", log, re.MULTILINE).group(1))  # type: ignore[union-attr]
     for pair in PAIRS:
         reports = [m for m in PROGRESS.finditer(log) if m.group(2) == pair]
-        ended = re.search(LOG_TIME + rf".*History of {re.escape(pair)} complete", log, re.M)
+        ended = re.search(LOG_TIME + rf".*Backfill of {re.escape(pair)} complete", log, re.M)
         assert ended, log[-3000:]
         times = [started, *(_at(m.group(1)) for m in reports), _at(ended.group(1))]
         print(f"PROGRESS {pair}: " + " | ".join(m.group(0).split(" : ", 1)[-1] for m in reports))

@@ -8,18 +8,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from sources.kraken.feed import (
+    BackfillEnded,
     CancelFetch,
     Feed,
     FeedConfig,
     Fetch,
-    HistoryEnded,
     Hole,
     Notice,
     Publish,
     RestFailure,
     Resubscribe,
 )
-from sources.kraken.rest import BadRow
+from sources.kraken.rows import BadRow
 from sources.kraken.trade import Trade
 
 PAIRS = ("BTC/USD", "ETH/USD")
@@ -115,7 +115,7 @@ class Driver:
         self.origins: dict[str, list[str]] = defaultdict(list)
         self.message_sizes: list[int] = []
         self.holes: list[Hole] = []
-        self.history: list[HistoryEnded] = []
+        self.history: list[BackfillEnded] = []
         self.notices: list[Notice] = []
         self.resubscribe_actions: list[Resubscribe] = []
         self.pending: tuple[float, Fetch] | None = None
@@ -151,7 +151,7 @@ class Driver:
                 self.pending = None
             elif isinstance(action, Hole):
                 self.holes.append(action)
-            elif isinstance(action, HistoryEnded):
+            elif isinstance(action, BackfillEnded):
                 self.history.append(action)
             elif isinstance(action, Notice):
                 self.notices.append(action)

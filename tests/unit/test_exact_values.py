@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from quixstreams.utils.json import dumps as output_dumps  # the output topic's serializer
 
 from sources.kraken.protocol import TradeBatch, parse_frame
-from sources.kraken.rest import parse_trade_row
+from sources.kraken.rows import parse_trade_row
 from sources.kraken.trade import ExactFloat, Trade, decimal_text
 from sources.steps.normalize import normalize_trade
 from tests.support.schemas import assert_valid

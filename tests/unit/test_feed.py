@@ -52,7 +52,7 @@ def test_a_gap_is_fetched_while_the_pairs_live_trades_wait_and_others_flow() -> 
 def test_two_pairs_history_behind_a_slow_rest_both_complete() -> None:
     """Failure 1: jobs queued at once on one worker used to be abandoned after 60 s."""
     history = {p: trades(range(1, 80_001), p) for p in PAIRS}
-    feed = make_feed(history_since_ns=0, repair_timeout=60.0)
+    feed = make_feed(backfill_since_ns=0, repair_timeout=60.0)
     driver = Driver(feed, FakeRest(history), page_delay=1.2)
     driver.run_until_idle(seconds=0.4)
     for pair in PAIRS:
@@ -66,7 +66,7 @@ def test_two_pairs_history_behind_a_slow_rest_both_complete() -> None:
 
 def test_live_gap_repair_goes_before_history_and_is_not_starved() -> None:
     history = {p: trades(range(1, 20_001), p) for p in PAIRS}
-    feed = make_feed(history_since_ns=0, positions={"ETH/USD": (10_000, BASE_MS + 100_000)})
+    feed = make_feed(backfill_since_ns=0, positions={"ETH/USD": (10_000, BASE_MS + 100_000)})
     driver = Driver(feed, FakeRest(history))
     driver.step()
     driver.step(1.0)  # BTC history is under way; ETH is live
@@ -204,7 +204,7 @@ def test_trades_of_symbols_not_subscribed_are_dropped_without_a_repair() -> None
 
 
 def test_history_of_a_pair_rest_does_not_know_ends_incomplete() -> None:
-    driver = Driver(make_feed(history_since_ns=0), FakeRest({p: [] for p in PAIRS}))
+    driver = Driver(make_feed(backfill_since_ns=0), FakeRest({p: [] for p in PAIRS}))
     driver.step()
     _, fetch = driver.pending  # type: ignore[misc]
     driver.pending = None
@@ -213,7 +213,7 @@ def test_history_of_a_pair_rest_does_not_know_ends_incomplete() -> None:
     )
     driver.drain()
     assert driver.history[0].pair == fetch.pair and driver.history[0].complete is False
-    assert driver.feed.history_failed == {fetch.pair}
+    assert driver.feed.backfill_failed == {fetch.pair}
 
 
 def test_the_reconnect_backoff_grows_while_connections_do_not_last() -> None:

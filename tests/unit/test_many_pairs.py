@@ -211,15 +211,12 @@ def test_held_trades_stay_within_the_bound_of_all_pairs_and_nothing_is_lost() ->
 
 
 def _summary(published: dict[str, int]) -> str:
+    from sources.kraken.engine import summary_line
     from sources.kraken.session import SessionStats
-    from sources.kraken.source import KrakenTradesSource
 
-    source = KrakenTradesSource(sorted(published), rest_url=None)
-    source.feed = Feed(FeedConfig(pairs=source.pairs))
-    source.feed.stats.published.update(published)
-    source.session_stats = SessionStats()
-    source.bad_rows = 0
-    return source.summary()
+    feed = Feed(FeedConfig(pairs=tuple(sorted(published))))
+    feed.stats.published.update(published)
+    return summary_line(feed, SessionStats(), 0)
 
 
 def test_the_summary_line_names_every_pair_when_few() -> None:

@@ -67,7 +67,7 @@ class Source:
         self.sessions: list[Session] = []
         self.left_out: set[str] = set()
         self.metrics = SourceMetrics(
-            config.pairs, config.history_since_ns, SourceMetricSet(self.registry)
+            config.pairs, config.backfill_since_ns, SourceMetricSet(self.registry)
         )
         self.now = 0.0
 
@@ -192,7 +192,7 @@ def test_subscriptions_and_connections_come_from_the_open_sessions() -> None:
 
 def test_backfill_progress_runs_from_since_to_now() -> None:
     since_ns = (BASE_MS - 1000) * 1_000_000
-    source = Source(FeedConfig(pairs=("BTC/USD",), history_since_ns=since_ns))
+    source = Source(FeedConfig(pairs=("BTC/USD",), backfill_since_ns=since_ns))
     source.sync()
     assert source.value("kraken_trades_backfill_progress_ratio", pair="BTC/USD") == 0
     (fetch,) = fetches(source.feed)

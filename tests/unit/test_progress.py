@@ -41,7 +41,7 @@ def test_a_history_up_to_now_reports_date_share_rate_and_eta() -> None:
     # 20 days left, closing in at a day a second less the present's own second per second
     assert row.eta_s == pytest.approx(20 * DAY_MS / (DAY_MS - 1000), rel=1e-3)
     line = format_line(row)
-    assert line.startswith("History of BTC/USD: reached ")
+    assert line.startswith("Backfill of BTC/USD: reached ")
     assert re.search(r"reached \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, 33\.3 % of 30 d", line), line
     assert "1,000 trades/s, ETA 20 s (10,000 trades so far)" in line
 
@@ -148,7 +148,7 @@ def test_the_log_gets_a_report_every_interval_while_a_run_goes_on(
         view.report(T0 + 30)  # nothing runs: nothing to say
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3, messages  # at 0, 5 and 10 s
-    assert all(m.startswith("History of BTC/USD: reached ") for m in messages)
+    assert all(m.startswith("Backfill of BTC/USD: reached ") for m in messages)
     assert [re.search(r"(\d+\.\d) %", m).group(1) for m in messages] == ["0.0", "16.7", "33.3"]
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 
-from sources.kraken.feed import Feed, Fetch, Hole, HoleReason, RestFailure
+from sources.kraken.config import SourceConfig
+from sources.kraken.engine import Engine
+from sources.kraken.feed import Fetch, Hole, HoleReason, RestFailure
 from sources.kraken.gaps import GAP_REASONS, GapEvents, gap_event
+from sources.kraken.publish import Publisher
 from sources.kraken.source import KrakenTradesSource
 from sources.kraken.trade import ExactFloat, Trade
 from sources.steps.dedupe import DropPublished
@@ -120,33 +122,40 @@ def test_gap_events_wait_for_the_next_trade_of_their_pair_within_a_round() -> No
 # --- the source's messages ------------------------------------------------------------------
 
 
-class RecordingSource(KrakenTradesSource):
-    """The source's `_pump` with its topic's serializer, producing into a list."""
+class Written:
+    """The source topic as a list: what the publisher produced, through the topic's serializer."""
 
-    def __init__(self, feed: Feed, decimal_strings: bool = False) -> None:
-        super().__init__(feed.config.pairs, rest_url=None, decimal_strings=decimal_strings)
-        self._producer_topic = self.default_topic()
-        self.feed = feed
-        self._fetcher = None
-        self._metrics = None
-        self.bad_rows = 0
-        self._gaps = GapEvents()
-        self._next_checkpoint = self._next_summary = math.inf
+    def __init__(self) -> None:
+        config = SourceConfig(pairs=PAIRS, rest_url=None)
+        self.topic = KrakenTradesSource(config).default_topic()
         self.sent: list[tuple[str, Any]] = []
+        self.checkpoints: list[dict[str, Any]] = []
 
-    def _resubscribe(self, pairs: tuple[str, ...]) -> None:
-        pass  # no connection here
+    def produce(self, key: str, value: Any, headers: Any) -> None:
+        message = self.topic.serialize(key=key, value=value)
+        self.sent.append((message.key.decode(), orjson.loads(message.value)))
 
-    def produce(self, value=None, key=None, **_: Any) -> None:  # type: ignore[override]
-        self.sent.append((key.decode(), orjson.loads(value)))
+    def engine(
+        self, *, repair: bool = False, decimal_strings: bool = False, fetcher: Any = None
+    ) -> Engine:
+        """An engine that publishes here (no socket, no thread: REST answers by `fetcher`)."""
+        config = SourceConfig(
+            pairs=PAIRS,
+            rest_url="http://rest.invalid" if repair else None,
+            decimal_strings=decimal_strings,
+        )
+        publisher = Publisher(
+            self.produce, lambda: None, self.checkpoints.append, decimal_strings=decimal_strings
+        )
+        return Engine(config, {}, publisher, fetcher=fetcher)
 
 
 def test_the_source_writes_origin_and_each_gap_once_just_before_the_trades_after_it() -> None:
-    feed = make_feed(repair=False)
-    source = RecordingSource(feed)
-    feed.receive(trades(range(1, 4)), 0.0)
-    feed.receive([*trades(range(10, 12)), *trades(range(1, 3), "ETH/USD")], 0.0)
-    source._pump(0.0)
+    source = Written()
+    engine = source.engine()
+    engine.feed.receive(trades(range(1, 4)), 0.0)
+    engine.feed.receive([*trades(range(10, 12)), *trades(range(1, 3), "ETH/USD")], 0.0)
+    engine.pump(0.0)
     kinds = [
         (key, "gap" if isinstance(v, dict) else [t["trade_id"] for t in v])
         for key, v in source.sent
@@ -194,13 +203,14 @@ class InstantFetcher:
 
 
 def test_repaired_trades_are_marked_rest_and_live_ones_ws() -> None:
-    feed = make_feed()
-    source = RecordingSource(feed)
-    source._fetcher = InstantFetcher(FakeRest({p: trades(range(1, 40), p) for p in PAIRS}))
-    feed.receive(trades(range(1, 5)), 0.0)
-    feed.receive(trades(range(30, 33)), 0.0)  # gap 5..29, fetched from REST
+    source = Written()
+    rest = InstantFetcher(FakeRest({p: trades(range(1, 40), p) for p in PAIRS}))
+    engine = source.engine(repair=True, fetcher=rest)  # type: ignore[arg-type]
+    engine.feed.receive(trades(range(1, 5)), 0.0)
+    engine.feed.receive(trades(range(30, 33)), 0.0)  # gap 5..29, fetched from REST
     for step in range(10):
-        source._pump(float(step))
+        engine.pump(float(step))
+    assert source.checkpoints[-1]["BTC/USD"][0] == 32  # positions saved after delivery
     origin = {t["trade_id"]: t.get("origin", "ws") for _, v in source.sent for t in v}
     assert origin == {i: "rest" if 5 <= i <= 29 else "ws" for i in range(1, 33)}
     records = normalize_trades([t for _, v in source.sent for t in v])
@@ -208,8 +218,8 @@ def test_repaired_trades_are_marked_rest_and_live_ones_ws() -> None:
 
 
 def test_decimal_strings_write_kraken_s_text() -> None:
-    feed = make_feed(repair=False)
-    source = RecordingSource(feed, decimal_strings=True)
+    source = Written()
+    engine = source.engine(decimal_strings=True)
     exact = Trade(
         "BTC/USD",
         "buy",
@@ -220,8 +230,8 @@ def test_decimal_strings_write_kraken_s_text() -> None:
         "2023-11-14T22:13:20.000000Z",
         1_700_000_000_000,
     )
-    feed.receive([exact], 0.0)
-    source._pump(0.0)
+    engine.feed.receive([exact], 0.0)
+    engine.pump(0.0)
     [(_, [message])] = source.sent
     assert (message["price"], message["qty"]) == ("12345678.123456789", "0.1")
     assert_valid(normalize_trades([message]), "trade.v1")

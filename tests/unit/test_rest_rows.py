@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.market import Market
-from sources.kraken.rest import (
+from sources.kraken.rows import (
     BadRow,
     TradesPage,
     parse_trade_row,

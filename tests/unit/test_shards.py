@@ -131,8 +131,8 @@ def test_the_trades_pipeline_gives_its_source_the_shard_s_spacing() -> None:
 
     main = runpy.run_path(str(Path(__file__).parents[2] / "pipelines" / "trades" / "main.py"))
     source = main["make_source"](TradesSettings(shards=4, shard=1))
-    assert source.connect_spacing == connect_spacing(4) > connect_spacing(1)
-    assert source.rest_min_interval == rest_min_interval(4) > rest_min_interval(1)
+    assert source.config.connect_spacing == connect_spacing(4) > connect_spacing(1)
+    assert source.config.rest_min_interval == rest_min_interval(4) > rest_min_interval(1)
 
 
 def test_the_settings_of_a_shard_hold_its_pairs_only() -> None:

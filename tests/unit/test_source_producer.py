@@ -7,13 +7,14 @@ import logging
 import pytest
 from quixstreams import Application
 
-from sources.kraken.source import SOURCE_PRODUCER_CONFIG, _tune_producer
+from sources.kraken.quix_internals import tune_producer
+from sources.kraken.source import SOURCE_PRODUCER_CONFIG
 
 
 def test_the_source_producer_is_tuned_before_it_connects() -> None:
     app = Application(broker_address="127.0.0.1:1", consumer_group="g")
     producer = app._get_internal_producer(transactional=False)  # what a Source is given
-    _tune_producer(producer, SOURCE_PRODUCER_CONFIG)
+    tune_producer(producer, SOURCE_PRODUCER_CONFIG)
     config = producer._producer._producer_config
     assert config["enable.idempotence"] is False
     assert config["max.in.flight.requests.per.connection"] == 1
@@ -27,6 +28,6 @@ def test_a_producer_already_connected_is_left_alone_and_said_so(
     producer = app._get_internal_producer(transactional=False)
     producer._producer._inner_producer = object()  # as if it had produced already
     with caplog.at_level(logging.WARNING):
-        _tune_producer(producer, SOURCE_PRODUCER_CONFIG)
+        tune_producer(producer, SOURCE_PRODUCER_CONFIG)
     assert producer._producer._producer_config["enable.idempotence"] is True
     assert "Could not apply" in caplog.text
