@@ -11,11 +11,7 @@ once per message; each record is serialized once (orjson, with Quix Streams' JSO
 the bytes `to_topic` writes) and produced, keyed by its pair with its trade's time as
 timestamp, by the application's own producer -- the one `to_topic` uses: in `exactly-once`
 mode in the same transaction, in `at-least-once` mode flushed before the same offset commit;
-a failed delivery fails the next checkpoint alike (Quix Streams' own delivery callback sees
-every record). Records go straight to its librdkafka client, served once per message, where
-Quix Streams' `produce` builds its arguments and serves the client after every record: half
-the CPU per record (`_Produce`; Quix Streams' `produce` when its internals are not as
-expected, and for a record the full queue refuses, which it retries).
+a failed delivery fails the next checkpoint alike.
 
 With transforms the rows are needed (a transform extends a StreamingDataFrame of records),
 and the pipeline keeps the row-per-trade steps (see `pipelines/trades/main.py`).
@@ -63,7 +59,7 @@ class MessageWriter:
         self.pairs = frozenset(pairs)
         self.gaps = gaps
         self.on_written = on_written
-        self._produce = _Produce(sdf.processing_context.producer)
+        self._producer = sdf.processing_context.producer
 
     def __call__(self, value: Any, key: Any, timestamp: int, headers: Any) -> None:
         if type(value) is not list:
@@ -71,59 +67,14 @@ class MessageWriter:
             return
         if not value or value[0]["symbol"] not in self.pairs:
             return
-        self._produce.records(self.topic, [normalize_trade(trade) for trade in value])
+        produce, topic, dumps = self._producer.produce, self.topic, orjson.dumps
+        for trade in value:
+            record = normalize_trade(trade)
+            produce(
+                topic=topic,
+                key=record["pair"],
+                value=dumps(record, option=_JSON_OPTIONS),
+                timestamp=record["timestamp_ms"],
+            )
         if self.on_written is not None:
             self.on_written(len(value))
-
-
-class _Produce:
-    """Produces output records with Quix Streams' producer (an `InternalProducer`)."""
-
-    def __init__(self, producer: Any) -> None:
-        self._quix = producer
-        self._fast: tuple[Any, Any, Any] | bool | None = False  # found on first use
-
-    def records(self, topic: str, records: list[dict[str, Any]]) -> None:
-        """Each record, keyed by its pair, with its trade's time as timestamp."""
-        if self._fast is False:  # its librdkafka client exists from its first use on
-            self._fast = _client_of(self._quix)
-        dumps = orjson.dumps
-        if self._fast is None:
-            produce = self._quix.produce
-            for record in records:
-                produce(
-                    topic=topic,
-                    key=record["pair"],
-                    value=dumps(record, option=_JSON_OPTIONS),
-                    timestamp=record["timestamp_ms"],
-                )
-            return
-        client, delivered, check = self._fast  # type: ignore[misc]
-        check()  # a failed delivery stops here, as Quix Streams' produce would
-        produce = client.produce
-        for record in records:
-            value = dumps(record, option=_JSON_OPTIONS)
-            try:
-                produce(
-                    topic,
-                    value,
-                    record["pair"],
-                    timestamp=record["timestamp_ms"],
-                    on_delivery=delivered,
-                )
-            except BufferError:  # the queue is full: Quix Streams serves it and retries
-                self._quix.produce(
-                    topic=topic, key=record["pair"], value=value, timestamp=record["timestamp_ms"]
-                )
-        client.poll(0)  # delivery callbacks, once per message
-
-
-def _client_of(producer: Any) -> tuple[Any, Any, Any] | None:
-    """(librdkafka client, Quix Streams' delivery callback, its error check) of a Quix Streams
-    `InternalProducer` (3.20 to 3.28), or None when it is not built so."""
-    client = getattr(getattr(producer, "_producer", None), "_producer", None)
-    delivered = getattr(producer, "_on_delivery", None)
-    check = getattr(producer, "_raise_for_error", None)
-    if all(callable(f) for f in (getattr(client, "produce", None), delivered, check)):
-        return client, delivered, check
-    return None
