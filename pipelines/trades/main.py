@@ -59,7 +59,6 @@ from sources.steps.dedupe import DropPublished
 from sources.steps.gaps import GapWriter, is_trades
 from sources.steps.last_written import LastTradeIds, last_trade_ids
 from sources.steps.normalize import normalize_trades
-from sources.steps.write import MessageWriter
 
 logger = logging.getLogger("trades")
 
@@ -104,9 +103,7 @@ def build_dataframe(
     observability: Observability | None = None,
     optional_pairs: frozenset[str] = frozenset(),
 ) -> StreamingDataFrame:
-    """The declarative part of the pipeline. Without transforms, one step per source-topic
-    message writes its trades (`MessageWriter`); with them, each trade is a row through the
-    transforms to `to_topic`.
+    """The declarative part of the pipeline; `transforms` run just before `to_topic`.
 
     :param history: with `backfill_only`, notes the end of the history and stops the app.
     :param observability: the metrics server (`metrics_port`): counts and health checks.
@@ -128,27 +125,21 @@ def build_dataframe(
     if history is not None:
         sdf = sdf.update(history.step(app), metadata=True)
     sdf = sdf.apply(dedupe, stateful=True)  # never the same trade_id twice per pair
-    gap_writer = GapWriter(sdf, gaps)  # gap events -> the gaps topic
+    gap_writer = GapWriter(sdf, gaps)
     if metrics is not None:
         metrics.follow_gap_writer(gap_writer)
-    if observability is not None:
-        observability.watch(app)  # /healthz follows the loop, /readyz the broker
-    if not transforms:  # one step per message writes its trades (or its gap event)
-        counted = metrics.count_written if metrics is not None else None
-        return sdf.update(MessageWriter(sdf, output, pairs, gap_writer, counted), metadata=True)
-    # the transforms extend a dataframe of output records: a row per trade
-    sdf = sdf.update(gap_writer, metadata=True)
+    sdf = sdf.update(gap_writer, metadata=True)  # gap events -> the gaps topic
     sdf = sdf.filter(is_trades)  # only trade messages go on
     sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
     sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
     sdf = apply_transforms(sdf, transforms)  # the extension point: see `transforms` in README
-    sdf.to_topic(output, key=metrics.output_key if metrics is not None else _pair)
+    if observability is not None:
+        observability.watch(app)  # /healthz follows the loop, /readyz the broker
+        sdf.to_topic(output, key=metrics.output_key)  # the pair, counting the records
+    else:
+        sdf.to_topic(output, key=lambda record: record["pair"])
     return sdf
-
-
-def _pair(record: dict) -> str:
-    return record["pair"]
 
 
 def created_topics(settings: TradesSettings) -> dict[str, TopicConfig]:

@@ -242,10 +242,6 @@ class DataframeMetrics:
         self._written += 1
         return record["pair"]
 
-    def count_written(self, records: int) -> None:
-        """Count `records` output records written."""
-        self._written += records
-
     def follow_gap_writer(self, writer: Any) -> None:
         """Count the gap events `writer` writes from now on (its `written`; a new writer
         replaces the previous one, e.g. when the application starts over)."""
