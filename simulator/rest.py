@@ -1,6 +1,7 @@
 """Kraken's public REST market data, as the simulator serves it: `AssetPairs` and `Trades`,
 and the ways Kraken's REST misbehaves, each injected on demand: its error answers, statuses
-from its edge, downtimes, a REST lagging the socket, broken rows, a URL that is not Kraken."""
+from its edge, downtimes, a REST lagging the socket, broken rows, a URL that is not Kraken, an
+answer far too long."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ class RestApi:
         self._http_status: tuple[int, int, float | None] | None = None  # status, n, retry_after
         self._down: tuple[float, int, float | None] | None = None  # until, status, retry_after
         self._errors: dict[str | None, _ErrorRun] = {}  # endpoint (None: any) -> errors
+        self._oversized: dict[str | None, tuple[int, int]] = {}  # endpoint -> (calls, bytes)
         self._not_kraken: tuple[int, bytes, str] | None = None  # status, body, content type
         self._lag_ns = 0
         self._corrupt: dict[tuple[str, int], _BrokenRow] = {}
@@ -135,6 +137,16 @@ class RestApi:
                 self._errors[endpoint] = _ErrorRun(errors, n)
             else:
                 self._errors.pop(endpoint, None)
+
+    def oversized(self, size: int, n: int, *, endpoint: str | None = "Trades") -> None:
+        """The next `n` calls of `endpoint` (None: any) answer HTTP 200 with a body of `size`
+        bytes or more: Kraken's JSON, padded (as a broken or hostile server might). n <= 0
+        ends it for that endpoint."""
+        with self._lock:
+            if n > 0:
+                self._oversized[endpoint] = (n, size)
+            else:
+                self._oversized.pop(endpoint, None)
 
     def lag(self, seconds: float) -> None:
         """`Trades` serves only trades at least `seconds` old, as Kraken's REST lags its
@@ -249,6 +261,9 @@ class RestApi:
             logger.info("REST %s throttled", target)
             return 200, {}, _error("EGeneral:Too many requests")
         endpoint = path.rsplit("/", 1)[-1]
+        oversized = self._oversized_answer(target, endpoint)
+        if oversized is not None:
+            return oversized
         key = endpoint if endpoint in self._errors else None
         run = self._errors.get(key)
         if run is None:
@@ -258,8 +273,23 @@ class RestApi:
         run.left -= 1
         if run.left <= 0:
             del self._errors[key]
-        logger.info("REST %s answered %s", target, error)
+        logger.info("REST %s answered %r", target, error)
         return 200, {}, orjson.dumps({"error": [error], "result": {}})
+
+    def _oversized_answer(
+        self, target: str, endpoint: str
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """A padded answer if one is due on `endpoint` (under the lock)."""
+        key = endpoint if endpoint in self._oversized else None
+        if key not in self._oversized:
+            return None
+        n, size = self._oversized[key]
+        if n > 1:
+            self._oversized[key] = (n - 1, size)
+        else:
+            del self._oversized[key]
+        logger.info("REST %s answered %d bytes", target, size)
+        return 200, {}, b'{"error":[],"result":{},"padding":"' + b" " * size + b'"}'
 
     def _by_rest_name(self) -> dict[str, str]:
         """REST name (altname or result key) -> v2 symbol; built once (the pairs are fixed)."""

@@ -247,6 +247,11 @@ class KrakenSimulator:
         turn: any of `simulator.rest.KRAKEN_ERRORS` or any other string."""
         self.rest.kraken_errors(errors, n, endpoint=endpoint)
 
+    def rest_oversized(self, size: int, n: int, *, endpoint: str | None = "Trades") -> None:
+        """The next `n` REST calls of `endpoint` (None: any) answer HTTP 200 with a body of
+        `size` bytes or more (Kraken's JSON, padded)."""
+        self.rest.oversized(size, n, endpoint=endpoint)
+
     def rest_down(
         self, seconds: float, status: int = 503, retry_after: float | None = None
     ) -> None:

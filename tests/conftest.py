@@ -1,4 +1,5 @@
-"""Shared fixtures (a real Kafka-compatible broker for the whole session) and the tiers.
+"""Shared fixtures (a real Kafka-compatible broker for the whole session, the Kraken simulator
+and its market) and the tiers.
 
 Tiers by folder: `tests/unit` (pure logic, no socket: seconds), `tests/component` (real
 sockets, the simulator, the broker; no pipeline process), `tests/e2e` (pipeline processes
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from simulator import KrakenSimulator, Market
 from sources.app.startup import quiet_third_party_warnings
 from sources.broker import EmbeddedBroker
 from tests.support.kafka import filters_aborted_transactions, free_port
@@ -56,3 +58,29 @@ def transactional_broker(broker: str) -> str:
             "run with KAFKA_BROKER_ADDRESS set to a Redpanda or Kafka broker"
         )
     return broker
+
+
+@pytest.fixture
+def market(request: pytest.FixtureRequest) -> Market:
+    """A fresh simulated market, as the test's `market` marker (its own, else its module's)
+    describes it: `pytest.mark.market(pairs, seed=..., seed_history={"count_per_pair": ...,
+    "span_seconds": ...})`; the other keywords go to `Market`, `seed_history` (optional) to
+    `Market.seed_history`."""
+    marker = request.node.get_closest_marker("market")
+    if marker is None:
+        pytest.fail("the market fixture needs a marker: pytest.mark.market(pairs, seed=...)")
+    options = dict(marker.kwargs)
+    history = options.pop("seed_history", None)
+    market = Market(*marker.args, **options)
+    if history is not None:
+        market.seed_history(**history)
+    return market
+
+
+@pytest.fixture
+def kraken(request: pytest.FixtureRequest, market: Market) -> Iterator[KrakenSimulator]:
+    """The Kraken simulator over `market`, started for the test; the `kraken` marker's keywords
+    (`pytest.mark.kraken(rate=..., batch=...)`) are its options."""
+    marker = request.node.get_closest_marker("kraken")
+    with KrakenSimulator(market, **(marker.kwargs if marker else {})) as sim:
+        yield sim

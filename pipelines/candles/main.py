@@ -154,9 +154,14 @@ def main() -> int:
     observability = None
     if settings.metrics_port:
         try:
-            observability = start_candles(settings.metrics_port)
+            observability = start_candles(settings.metrics_port, host=settings.metrics_host)
         except OSError as exc:
-            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            logger.error(
+                "Configuration error: metrics_port %d on metrics_host %s: %s",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc,
+            )
             return 2
     stats = CandleStats(settings.grace_ms)
     reporter = Reporter(stats, settings.stats_interval, logger)

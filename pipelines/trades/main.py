@@ -90,7 +90,11 @@ def resolve_pairs(settings: TradesSettings) -> tuple[TradesSettings, frozenset[s
     :raises InstrumentsUnavailable: Kraken's list could not be had.
     """
     resolution = resolve_pair_specs(
-        settings.pairs, settings.kraken_ws_url, settings.kraken_rest_url
+        settings.pairs,
+        settings.kraken_ws_url,
+        settings.kraken_rest_url,
+        max_message=settings.max_ws_message_mb * 2**20,
+        max_body=settings.max_rest_body_mb * 2**20,
     )
     return replace(settings, pairs=resolution.pairs), resolution.from_patterns
 
@@ -363,10 +367,17 @@ def main() -> int:
     if settings.metrics_port:  # before the source's process starts: it inherits the setup
         try:
             observability = start_trades(
-                settings.metrics_port, backfill_only=settings.backfill_only
+                settings.metrics_port,
+                host=settings.metrics_host,
+                backfill_only=settings.backfill_only,
             )
         except OSError as exc:
-            logger.error("Configuration error: metrics_port %d: %s", settings.metrics_port, exc)
+            logger.error(
+                "Configuration error: metrics_port %d on metrics_host %s: %s",
+                settings.metrics_port,
+                settings.metrics_host,
+                exc,
+            )
             return EXIT_CONFIG
     broker = None
     try:

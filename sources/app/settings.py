@@ -1,14 +1,19 @@
-"""Settings of the trades pipeline, read from environment variables (names case-insensitive)."""
+"""Settings of the trades pipeline, read from environment variables (names case-insensitive).
+
+Every value is read by its variable in the one list (`variables.TRADES`: kind, range,
+default); this module adds only what concerns several variables at once, and the defaults
+of `TradesSettings` are the list's.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
-import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
 
 from ..kraken.config import ConfigError, parse_pairs
 from .broker_security import BrokerSecurity
@@ -19,10 +24,15 @@ __all__ = [
     "SettingsReader",
     "TradesSettings",
     "env_lookup",
-    "parse_bool",
     "parse_pairs",
     "parse_since",
+    "warn_plain_text",
 ]
+
+logger = logging.getLogger(__name__)
+
+PLAIN_TEXT_SCHEMES = ("ws", "http")
+_warned_plain_text: set[str] = set()
 
 
 def env_lookup(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -31,53 +41,17 @@ def env_lookup(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name.lower(): value for name, value in environ.items()}
 
 
-def parse_bool(raw: str, *, setting: str) -> bool:
-    """true/false, 1/0, yes/no, on/off."""
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"{setting}: expected true or false, got {raw!r}")
+def parse_since(raw: str, *, setting: str = "backfill_since") -> int:
+    """`7d`, `12h`, `30m` (before now) or an ISO-8601 time in the past -> epoch ns, by the
+    rules of `backfill_since`.
 
-
-def parse_seconds(raw: str, *, setting: str, minimum: float = 0.0) -> float:
-    """A number of seconds, strictly greater than `minimum`."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a number of seconds, got {raw!r}") from None
-    if not value > minimum:
-        raise ConfigError(f"{setting}: must be greater than {minimum:g}, got {raw!r}")
-    return value
-
-
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-logger = logging.getLogger(__name__)
-
-
-def parse_duration(raw: str, *, setting: str) -> float:
-    """`90s`, `30m`, `6h`, `2d` (or a plain number of seconds) -> seconds, > 0."""
-    text = raw.strip().lower()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", text)
-    if not match:
-        raise ConfigError(f"{setting}: expected a duration like 90s, 30m, 6h or 2d, got {raw!r}")
-    seconds = float(match.group(1)) * DURATION_UNITS.get(match.group(2) or "s", 1)
-    if seconds <= 0:
-        raise ConfigError(f"{setting}: must be longer than 0, got {raw!r}")
-    return seconds
-
-
-def parse_non_negative_int(raw: str, *, setting: str) -> int:
-    """A whole number, 0 or more."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{setting}: must be 0 or more, got {raw!r}")
-    return value
+    :raises ConfigError: naming `setting`, for a blank or wrong `raw`.
+    """
+    variable = replace(next(v for v in TRADES if v.name == "backfill_since"), name=setting)
+    since_ns = variable.parse(raw)
+    if since_ns is None:
+        raise ConfigError(f"{setting}: expected {variable.accepted.removeprefix('empty, or ')}")
+    return since_ns
 
 
 def warn_deprecated(env: Mapping[str, str]) -> None:
@@ -87,103 +61,36 @@ def warn_deprecated(env: Mapping[str, str]) -> None:
             logger.warning("Setting %s is deprecated and ignored: %s", name, instead)
 
 
-def parse_since(raw: str, *, setting: str = "backfill_since", now_ns: int | None = None) -> int:
-    """`7d`, `12h`, `30m` (before now) or an ISO-8601 time (UTC if no zone) -> epoch ns."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
-    text = raw.strip()
-    duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
-    if duration:
-        seconds = float(duration.group(1)) * DURATION_UNITS[duration.group(2)]
-        return now_ns - int(seconds * 1_000_000_000)
+def warn_plain_text(url: str, setting: str) -> None:
+    """A WARNING, once per URL, for a ws:// or http:// Kraken URL off this machine: neither
+    encrypted nor checked, anything on the way can read or change what Kraken sends."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in PLAIN_TEXT_SCHEMES or _is_loopback(parts.hostname or ""):
+        return
+    if url in _warned_plain_text:
+        return
+    _warned_plain_text.add(url)
+    logger.warning(
+        "%s is %s: plain text, not encrypted, and the server is not checked (use %ss://)",
+        setting,
+        url,
+        parts.scheme.lower(),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
     try:
-        moment = datetime.fromisoformat(text)
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        raise ConfigError(
-            f"{setting}: expected a duration like 7d/12h/30m or an ISO-8601 time, got {raw!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    since_ns = int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-    if since_ns >= now_ns:
-        raise ConfigError(f"{setting}: {raw!r} is in the future")
-    return since_ns
-
-
-def parse_retention(raw: str, *, setting: str = "retention") -> int:
-    """`forever` (or -1) -> -1; a duration like `30d`, `12h` -> milliseconds."""
-    text = raw.strip().lower()
-    if text in ("forever", "-1", "infinite"):
-        return -1
-    duration = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
-    if not duration:
-        raise ConfigError(f"{setting}: expected forever or a duration like 30d/12h, got {raw!r}")
-    millis = int(float(duration.group(1)) * DURATION_UNITS[duration.group(2)] * 1000)
-    if millis <= 0:
-        raise ConfigError(f"{setting}: must be longer than 0, got {raw!r}")
-    return millis
-
-
-def parse_positive_int(raw: str, *, setting: str) -> int:
-    """A whole number greater than zero."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{setting}: must be greater than 0, got {raw!r}")
-    return value
-
-
-def parse_int_range(raw: str, *, setting: str, low: int, high: int) -> int:
-    """A whole number from `low` to `high` (inclusive)."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{setting}: expected a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{setting}: must be from {low} to {high}, got {raw!r}")
-    return value
-
-
-def parse_port(raw: str, *, setting: str) -> int:
-    """A TCP port, or 0 for off."""
-    return parse_int_range(raw, setting=setting, low=0, high=65535)
-
-
-def parse_seconds_or_never(raw: str, *, setting: str) -> float | None:
-    """A number of seconds > 0, or 0 for never (None)."""
-    if raw.strip() in ("0", "0.0"):
-        return None
-    return parse_seconds(raw, setting=setting)
-
-
-def parse_topic_name(raw: str, *, setting: str) -> str:
-    """A Kafka topic name (letters, digits, `.`, `_`, `-`)."""
-    if not re.match(r"^[A-Za-z0-9._-]+$", raw):
-        raise ConfigError(f"{setting}: {raw!r} is not a valid topic name")
-    return raw
-
-
-def parse_choice(raw: str, *, setting: str, choices: tuple[str, ...]) -> str:
-    """One of `choices`, compared case-insensitively, as `choices` spells it."""
-    value = raw.strip().lower()
-    for choice in choices:
-        if choice.lower() == value:
-            return choice
-    raise ConfigError(f"{setting}: expected one of {', '.join(choices)}, got {raw!r}")
-
-
-def parse_replication(raw: str, *, setting: str = "replication") -> int | None:
-    """Empty: the broker's (or platform's) default (None); else a whole number > 0."""
-    if not raw.strip():
-        return None
-    return parse_positive_int(raw, setting=setting)
+        return False
 
 
 class SettingsReader:
     """A pipeline's environment read against its list of variables (`variables.py`).
 
-    :param variables: the pipeline's variables (names, defaults, options).
+    :param variables: the pipeline's variables (names, defaults, kinds, ranges).
     :param environ: the environment; names are case-insensitive.
     """
 
@@ -191,124 +98,104 @@ class SettingsReader:
         self.env = env_lookup(environ)
         self.variables = {v.name.lower(): v for v in variables}
 
-    def text(self, name: str) -> str:
-        """The value of `name`, stripped; its default when unset or blank."""
-        return self.env.get(name, "").strip() or self.variables[name].default
+    def value(self, name: str) -> Any:
+        """The value of `name` (any case), its default when unset or blank.
 
-    def choice(self, name: str) -> str:
-        """The value of `name` among its options (raises `ConfigError` otherwise)."""
-        return parse_choice(self.text(name), setting=name, choices=self.variables[name].options)
+        :raises ConfigError: naming it, when its text is not what it accepts.
+        """
+        return self.variables[name.lower()].parse(self.env.get(name.lower(), ""))
+
+    def values(self) -> dict[str, Any]:
+        """Every setting that is a field of its own, by field name, in the list's order."""
+        return {
+            v.attribute: self.value(v.name)
+            for v in self.variables.values()
+            if v.setting and v.attribute is not None
+        }
 
     def broker_security(self) -> BrokerSecurity:
         """The `broker_*` settings (SASL, TLS)."""
-        return BrokerSecurity.from_settings(self.text, self.choice)
+        return BrokerSecurity.from_settings(self.value, self.value)
+
+
+def defaults(variables: tuple[Variable, ...]) -> dict[str, Any]:
+    """Each setting's default value, by field name (`broker_security` included)."""
+    reader = SettingsReader(variables, {})
+    return {**reader.values(), "broker_security": reader.broker_security()}
+
+
+_DEFAULT = defaults(TRADES)
 
 
 @dataclass(frozen=True)
 class TradesSettings:
-    """Everything `pipelines/trades` reads from its environment. See the README's table."""
+    """Everything `pipelines/trades` reads from its environment; see docs/configuration.md.
+    The defaults are the list's (`variables.TRADES`)."""
 
-    broker_address: str = "localhost:19092"
-    output: str = "trades"
-    gaps_output: str = "gaps"
-    pairs: tuple[str, ...] = ("BTC/USD", "ETH/USD")
-    shards: int = 1
-    shard: int = 0
-    kraken_ws_url: str = "wss://ws.kraken.com/v2"
-    snapshot: bool = True
-    heartbeat_timeout: float = 10.0
-    max_pairs_per_connection: int = 100
-    subscribe_batch: int = 50
-    stale_after: float | None = 120.0
-    stats_interval: float = 30.0
-    consumer_group: str = "kraken-trades"
-    embedded_broker: str = "auto"
-    loglevel: str = "INFO"
-    kraken_rest_url: str = "https://api.kraken.com"
-    backfill_since_ns: int | None = None
-    backfill_only: bool = False
-    backfill_deadline: float | None = None
-    processing_guarantee: str = "at-least-once"
-    max_gap: int = 0
-    max_held: int = 100_000
-    max_held_mb: int = 128
-    repair_timeout: float = 60.0
-    partitions: int = 3
-    retention_ms: int = -1
-    decimal_strings: bool = False
-    metrics_port: int = 9108
-    broker_timeout: float = 120.0
-    transforms: str = ""
-    replication: int | None = None
-    broker_security: BrokerSecurity = field(default_factory=BrokerSecurity)
+    broker_address: str = _DEFAULT["broker_address"]
+    output: str = _DEFAULT["output"]
+    gaps_output: str = _DEFAULT["gaps_output"]
+    pairs: tuple[str, ...] = _DEFAULT["pairs"]
+    shards: int = _DEFAULT["shards"]
+    shard: int = _DEFAULT["shard"]
+    kraken_ws_url: str = _DEFAULT["kraken_ws_url"]
+    snapshot: bool = _DEFAULT["snapshot"]
+    heartbeat_timeout: float = _DEFAULT["heartbeat_timeout"]
+    max_pairs_per_connection: int = _DEFAULT["max_pairs_per_connection"]
+    subscribe_batch: int = _DEFAULT["subscribe_batch"]
+    stale_after: float | None = _DEFAULT["stale_after"]
+    stats_interval: float = _DEFAULT["stats_interval"]
+    consumer_group: str = _DEFAULT["consumer_group"]
+    embedded_broker: str = _DEFAULT["embedded_broker"]
+    loglevel: str = _DEFAULT["loglevel"]
+    kraken_rest_url: str = _DEFAULT["kraken_rest_url"]
+    backfill_since_ns: int | None = _DEFAULT["backfill_since_ns"]
+    backfill_only: bool = _DEFAULT["backfill_only"]
+    backfill_deadline: float | None = _DEFAULT["backfill_deadline"]
+    processing_guarantee: str = _DEFAULT["processing_guarantee"]
+    max_gap: int = _DEFAULT["max_gap"]
+    max_held: int = _DEFAULT["max_held"]
+    max_held_mb: int = _DEFAULT["max_held_mb"]
+    repair_timeout: float = _DEFAULT["repair_timeout"]
+    max_ws_message_mb: int = _DEFAULT["max_ws_message_mb"]
+    max_rest_body_mb: int = _DEFAULT["max_rest_body_mb"]
+    partitions: int = _DEFAULT["partitions"]
+    retention_ms: int = _DEFAULT["retention_ms"]
+    decimal_strings: bool = _DEFAULT["decimal_strings"]
+    metrics_port: int = _DEFAULT["metrics_port"]
+    metrics_host: str = _DEFAULT["metrics_host"]
+    broker_timeout: float = _DEFAULT["broker_timeout"]
+    transforms: str = _DEFAULT["transforms"]
+    replication: int | None = _DEFAULT["replication"]
+    broker_security: BrokerSecurity = _DEFAULT["broker_security"]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TradesSettings:
         """Read and validate every setting; raises `ConfigError` naming the first bad one."""
         reader = SettingsReader(TRADES, environ)
-        text, choice = reader.text, reader.choice
-
-        url = text("kraken_ws_url")
-        if not url.startswith(("ws://", "wss://")):
-            raise ConfigError(f"kraken_ws_url: expected a ws:// or wss:// URL, got {url!r}")
-        rest_url = text("kraken_rest_url")
-        if not rest_url.startswith(("http://", "https://")):
-            raise ConfigError(f"kraken_rest_url: expected an http(s):// URL, got {rest_url!r}")
-        since = text("backfill_since")
-        backfill_since_ns = parse_since(since) if since else None
-        backfill_only = parse_bool(text("backfill_only"), setting="backfill_only")
-        if backfill_only and backfill_since_ns is None:
-            raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
-        deadline = text("backfill_deadline")
-        backfill_deadline = (
-            parse_duration(deadline, setting="backfill_deadline") if deadline else None
-        )
-        if backfill_deadline is not None and not backfill_only:
-            raise ConfigError("backfill_deadline: applies to backfill_only: true only")
         warn_deprecated(reader.env)
-        output = parse_topic_name(text("output"), setting="output")
-        gaps_output = parse_topic_name(text("gaps_output"), setting="gaps_output")
-        if gaps_output == output:
-            raise ConfigError(f"gaps_output: must differ from output, both are {output!r}")
-        shards = parse_positive_int(text("shards"), setting="shards")
-        shard = parse_int_range(text("shard"), setting="shard", low=0, high=shards - 1)
-        return cls(
-            broker_address=text("quix__broker__address"),
-            output=output,
-            gaps_output=gaps_output,
-            pairs=parse_pairs(text("pairs")),
-            shards=shards,
-            shard=shard,
-            kraken_ws_url=url,
-            snapshot=parse_bool(text("snapshot"), setting="snapshot"),
-            heartbeat_timeout=parse_seconds(
-                text("heartbeat_timeout"),
-                setting="heartbeat_timeout",
-            ),
-            max_pairs_per_connection=parse_positive_int(
-                text("max_pairs_per_connection"), setting="max_pairs_per_connection"
-            ),
-            subscribe_batch=parse_positive_int(text("subscribe_batch"), setting="subscribe_batch"),
-            stale_after=parse_seconds_or_never(text("stale_after"), setting="stale_after"),
-            stats_interval=parse_seconds(text("stats_interval"), setting="stats_interval"),
-            consumer_group=text("quix__consumer_group"),
-            embedded_broker=choice("embedded_broker"),
-            loglevel=choice("loglevel"),
-            kraken_rest_url=rest_url,
-            backfill_since_ns=backfill_since_ns,
-            backfill_only=backfill_only,
-            backfill_deadline=backfill_deadline,
-            processing_guarantee=choice("processing_guarantee"),
-            max_gap=parse_non_negative_int(text("max_gap"), setting="max_gap"),
-            max_held=parse_positive_int(text("max_held"), setting="max_held"),
-            max_held_mb=parse_positive_int(text("max_held_mb"), setting="max_held_mb"),
-            repair_timeout=parse_seconds(text("repair_timeout"), setting="repair_timeout"),
-            partitions=parse_positive_int(text("partitions"), setting="partitions"),
-            retention_ms=parse_retention(text("retention")),
-            decimal_strings=parse_bool(text("decimal_strings"), setting="decimal_strings"),
-            metrics_port=parse_port(text("metrics_port"), setting="metrics_port"),
-            broker_timeout=parse_seconds(text("broker_timeout"), setting="broker_timeout"),
-            transforms=text("transforms"),
-            replication=parse_replication(text("replication")),
-            broker_security=reader.broker_security(),
+        values = reader.values()
+        check_together(values)
+        settings = cls(**values, broker_security=reader.broker_security())
+        warn_plain_text(settings.kraken_ws_url, "kraken_ws_url")
+        warn_plain_text(settings.kraken_rest_url, "kraken_rest_url")
+        return settings
+
+
+def check_together(values: Mapping[str, Any]) -> None:
+    """The rules between settings, each valid on its own.
+
+    :raises ConfigError: naming the setting that does not fit the others.
+    """
+    if values["backfill_only"] and values["backfill_since_ns"] is None:
+        raise ConfigError("backfill_only: true needs backfill_since (e.g. 7d)")
+    if values["backfill_deadline"] is not None and not values["backfill_only"]:
+        raise ConfigError("backfill_deadline: applies to backfill_only: true only")
+    if values["gaps_output"] == values["output"]:
+        raise ConfigError(f"gaps_output: must differ from output, both are {values['output']!r}")
+    shards = values["shards"]
+    if values["shard"] >= shards:
+        raise ConfigError(
+            f"shard: expected a whole number from 0 to shards-1 = {shards - 1} "
+            f"(shards={shards}), got {values['shard']}"
         )

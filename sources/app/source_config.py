@@ -40,5 +40,7 @@ def source_config(
         repair_timeout=settings.repair_timeout,
         stale_after=settings.stale_after or 0.0,
         stats_interval=settings.stats_interval,
+        max_message=settings.max_ws_message_mb * 2**20,
+        max_body=settings.max_rest_body_mb * 2**20,
         topic_config=SOURCE_TOPIC,
     )

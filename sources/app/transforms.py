@@ -23,11 +23,16 @@ Transform = Callable[[StreamingDataFrame], StreamingDataFrame]
 
 
 def load_transforms(spec: str, *, setting: str = "transforms") -> list[Transform]:
-    """Import every `module:function` of the comma-separated `spec`; fail naming the setting."""
-    if str(Path.cwd()) not in sys.path:
+    """Import every `module:function` of the comma-separated `spec`; fail naming the setting.
+
+    The working directory goes on `sys.path` (first) only when there is something to import:
+    without transforms, a module there never shadows one the pipeline imports later.
+    """
+    items = [part.strip() for part in spec.split(",") if part.strip()]
+    if items and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     transforms: list[Transform] = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
+    for item in items:
         module_name, _, function_name = item.partition(":")
         if not module_name or not function_name:
             raise ConfigError(f"{setting}: {item!r} is not module:function")

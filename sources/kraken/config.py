@@ -15,6 +15,8 @@ from typing import Any
 __all__ = [
     "ALL",
     "HELD_TRADE_BYTES",
+    "MAX_BODY",
+    "MAX_MESSAGE",
     "PAIR_PATTERN",
     "ConfigError",
     "FeedConfig",
@@ -80,6 +82,13 @@ def explicit_symbols(entries: Iterable[str]) -> tuple[str, ...]:
 # Memory one held live trade costs (the `Trade`, its strings and numbers, the list slot),
 # measured with tracemalloc on parsed Kraken frames (tests/unit/test_held_memory.py).
 HELD_TRADE_BYTES = 480
+
+
+# Size limits (`limits.py`). Kraken's largest WebSocket message we read is the instrument
+# snapshot (every pair, some 0.5 MiB); a trade message of thousands of trades is far smaller.
+# `AssetPairs` (every pair with its fee tiers) is about 1.5 MiB; a `Trades` page some 100 KiB.
+MAX_MESSAGE = 4 * 2**20
+MAX_BODY = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,8 @@ class SourceConfig:
     :param stale_after: seconds without a live trade of a pair before its subscription is
         checked (0: never).
     :param stats_interval: seconds between two summary lines in the log.
+    :param max_message: most bytes of one WebSocket message (a longer one: a reconnect).
+    :param max_body: most bytes of one REST answer (a longer one: a failed call).
     :param shutdown_timeout: seconds the application waits for the source to stop.
     :param topic_config: how the source topic is created (None: the broker's defaults).
     """
@@ -191,6 +202,8 @@ class SourceConfig:
     repair_timeout: float = FeedConfig.repair_timeout
     stale_after: float = FeedConfig.stale_after
     stats_interval: float = 30.0
+    max_message: int = MAX_MESSAGE
+    max_body: int = MAX_BODY
     shutdown_timeout: float = 10.0
     topic_config: Any = None  # quixstreams TopicConfig
 
@@ -202,7 +215,13 @@ class SourceConfig:
             raise ConfigError("pairs: resolve all and patterns first (instruments.resolve_pairs)")
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "optional_pairs", frozenset(self.optional_pairs) & set(pairs))
-        positive = ("heartbeat_timeout", "connect_timeout", "stats_interval")
+        positive = (
+            "heartbeat_timeout",
+            "connect_timeout",
+            "stats_interval",
+            "max_message",
+            "max_body",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name}: must be greater than 0")

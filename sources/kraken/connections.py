@@ -4,18 +4,18 @@
     each connection: subscribe requests of `subscribe_batch` symbols, SUBSCRIBE_INTERVAL apart
     ConnectionGroup.read(timeout)  ->  the trades of whichever connections have some
 
-Each connection has its own reconnect backoff (`ReconnectPolicy`: full jitter, growing until a
-connection lasted) and its own watchdog; when one fails, its pairs reconnect on their own
-while the others flow on. Attempts of the whole group are at least `connect_spacing` seconds
-apart, so that after a network blip N connections never reconnect in the same second
-(Kraken's edge bans addresses that reconnect in storms), and at start they open one after
-the other.
+The decisions are sans-I/O and tested without a socket: when each connection may (re)connect
+is `schedule.ConnectSchedule`'s (attempts of the group `connect_spacing` apart, each
+connection's own reconnect backoff), what each one subscribes and what Kraken's answers mean
+is its `subscriptions.Subscriptions`'. When one connection fails, its pairs reconnect on their
+own while the others flow on.
 
-Opening a connection (DNS, TCP, TLS, HTTP upgrade: up to `connect_timeout`) runs on a
-short-lived thread, so the loop keeps reading the other connections meanwhile. Reading stays
-on the caller's thread: one open connection is read exactly as a single session always was
-(a blocking read with a timeout); several are multiplexed with `poll`. Nothing is shared
-with the opening threads but the session they hand over.
+This module is the I/O around them. Opening a connection (DNS, TCP, TLS, HTTP upgrade: up to
+`connect_timeout`) runs on a short-lived thread, so the loop keeps reading the other
+connections meanwhile. Reading stays on the caller's thread: one open connection is read
+exactly as a single session always was (a blocking read with a timeout); several are
+multiplexed with `poll`. Nothing is shared with the opening threads but the session they hand
+over.
 """
 
 from __future__ import annotations
@@ -28,24 +28,28 @@ import select
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
+from typing import Any
 
 import websocket
 
-from .backoff import Backoff, ReconnectPolicy
-from .session import (
-    SUBSCRIBE_INTERVAL,
-    ConnectionLost,
-    KrakenSession,
-    SessionStats,
-    chunked,
-)
+from .limits import DEFAULT_MAX_MESSAGE
+from .schedule import CONNECT_SPACING, ConnectSchedule
+from .session import ConnectionLost, KrakenSession, SessionStats
+from .subscriptions import SUBSCRIBE_INTERVAL, Subscriptions, chunked
+from .text import printable
 from .trade import Trade
 
-__all__ = ["CONNECT_SPACING", "ConnectionGroup", "chunked", "plan_connections"]
+__all__ = [
+    "CONNECT_SPACING",
+    "ConnectionGroup",
+    "chunked",
+    "plan_connections",
+    "plan_subscriptions",
+]
 
 logger = logging.getLogger(__name__)
 
-CONNECT_SPACING = 1.0  # seconds between two connection attempts of the group, at least
 OPEN_POLL = 0.05  # seconds between two looks at a connection being opened
 READ_SLICE = 0.05  # seconds a ready connection may take to deliver the rest of a frame
 MIN_WAIT = 0.001  # a read never waits 0 s (a socket timeout of 0 makes it non-blocking)
@@ -71,6 +75,28 @@ def plan_connections(pairs: Sequence[str], max_pairs_per_connection: int) -> lis
         plan.append(pairs[start:end])
         start = end
     return plan
+
+
+def plan_subscriptions(
+    pairs: Sequence[str],
+    max_pairs_per_connection: int,
+    optional: Collection[str] = (),
+    **options: Any,
+) -> list[Subscriptions]:
+    """The `Subscriptions` of each planned connection (`plan_connections`).
+
+    They share the set of pairs Kraken accepted at least once.
+    :param optional: pairs from a pattern (left out, not fatal, when Kraken refuses them).
+    :param options: the rest of `Subscriptions`' settings.
+    """
+    acknowledged: set[str] = set()
+    optional = frozenset(optional)
+    return [
+        Subscriptions(
+            plan, acknowledged=acknowledged, optional=optional.intersection(plan), **options
+        )
+        for plan in plan_connections(pairs, max_pairs_per_connection)
+    ]
 
 
 class _Opener:
@@ -108,17 +134,68 @@ class _Opener:
 
 
 class _Connection:
-    """One planned connection: its pairs, its backoff, its current session."""
+    """One planned connection: its pairs and their subscriptions, its current session."""
 
-    def __init__(self, index: int, pairs: tuple[str, ...], policy: ReconnectPolicy) -> None:
+    def __init__(self, index: int, subscriptions: Subscriptions) -> None:
         self.index = index
-        self.pairs = pairs
-        self.pairset = frozenset(pairs)
-        self.policy = policy
+        self.subscriptions = subscriptions
+        self.pairs = subscriptions.pairs
+        self.pairset = frozenset(self.pairs)
         self.session: KrakenSession | None = None  # set while open
         self.opener: _Opener | None = None  # set while being opened
-        self.due = 0.0  # earliest time of the next attempt
-        self.left_out_seen = 0
+
+    def collect(self) -> _Opener | None:
+        """The opener of its session once it is done (opened or failed), else None."""
+        opener = self.opener
+        if opener is None or not opener.done.is_set():
+            return None
+        self.opener = None
+        return opener
+
+    def label(self, of: int) -> str:
+        """Which connection it is, for the logs (nothing when it is the only one)."""
+        if of == 1:
+            return ""
+        return f" [connection {self.index + 1}/{of}, {len(self.subscriptions.wanted)} pairs]"
+
+    def close(self) -> bool:
+        """Close its session, or the one being opened once it is; False if there was none."""
+        opener, session = self.opener, self.session
+        self.opener = self.session = None
+        if opener is not None:
+            opener.abandon()
+        if session is not None:
+            session.close()
+        return opener is not None or session is not None
+
+
+class _Poller:
+    """Which open connections have something to read: `poll` on their sockets."""
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self._by_fd: dict[int, _Connection] = {}
+
+    def add(self, conn: _Connection) -> None:
+        fd = conn.session.fileno() if conn.session else -1
+        if fd >= 0:
+            self._by_fd[fd] = conn
+            self._poll.register(fd, select.POLLIN | select.POLLPRI)
+
+    def remove(self, conn: _Connection) -> None:
+        for fd, owner in list(self._by_fd.items()):
+            if owner is conn:
+                del self._by_fd[fd]
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self._poll.unregister(fd)
+
+    def ready(self, open_: list[_Connection], timeout: float) -> list[_Connection]:
+        """The connections of `open_` with bytes waiting, after up to `timeout` seconds."""
+        ready = [conn for conn in open_ if conn.session is not None and conn.session.buffered()]
+        if ready:  # read already (TLS): `poll` would not see them
+            return ready
+        events = self._poll.poll(timeout * 1000)
+        return [self._by_fd[fd] for fd, _ in events if fd in self._by_fd]
 
 
 class ConnectionGroup:
@@ -131,7 +208,9 @@ class ConnectionGroup:
     :param subscribe_batch: most symbols in one subscribe request.
     :param optional: pairs from `all` or a pattern: one Kraken refuses is left out (logged),
         not fatal (`SubscriptionRejected` is raised only for the others).
-    :param snapshot, exact, connect_timeout, heartbeat_timeout: as `KrakenSession`'s.
+    :param snapshot: ask for the last 50 trades of each pair on subscribing.
+    :param exact, connect_timeout, max_message: as `KrakenSession`'s.
+    :param heartbeat_timeout: seconds without any message before a connection is dropped.
     :param max_backoff: the cap of each connection's reconnect delay, seconds.
     :param healthy_after: seconds a connection must last before its backoff starts over.
     :param connect_spacing: seconds between two connection attempts of the group, at least.
@@ -159,35 +238,41 @@ class ConnectionGroup:
         subscribe_interval: float = SUBSCRIBE_INTERVAL,
         idle_wait: Callable[[float], object] = time.sleep,
         rng: random.Random | None = None,
+        max_message: int = DEFAULT_MAX_MESSAGE,
     ) -> None:
         if subscribe_batch < 1:
             raise ValueError("subscribe_batch must be at least 1")
         self.url = url
         self.pairs = tuple(pairs)
         self.stats = stats
-        self.subscribe_batch = subscribe_batch
-        self.optional = frozenset(optional)
-        self.snapshot = snapshot
-        self.exact = exact
-        self.connect_timeout = connect_timeout
-        self.heartbeat_timeout = heartbeat_timeout
-        self.connect_spacing = connect_spacing
-        self.subscribe_interval = subscribe_interval
-        self.left_out: dict[str, str] = {}  # optional pairs Kraken refused -> its error
-        self.acknowledged: set[str] = set()  # pairs Kraken accepted at least once
+        self._session = partial(
+            KrakenSession,
+            url,
+            stats=stats,
+            exact=exact,
+            connect_timeout=connect_timeout,
+            max_message=max_message,
+        )
         self._idle_wait = idle_wait
-        self._connections = [
-            _Connection(
-                index,
-                plan,
-                ReconnectPolicy(Backoff(initial=1.0, cap=max_backoff, rng=rng), healthy_after),
-            )
-            for index, plan in enumerate(plan_connections(self.pairs, max_pairs_per_connection))
-        ]
+        planned = plan_subscriptions(
+            self.pairs,
+            max_pairs_per_connection,
+            optional,
+            snapshot=snapshot,
+            batch=subscribe_batch,
+            interval=subscribe_interval,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+        self._connections = [_Connection(index, plan) for index, plan in enumerate(planned)]
+        self.schedule = ConnectSchedule(
+            len(self._connections),
+            spacing=connect_spacing,
+            max_backoff=max_backoff,
+            healthy_after=healthy_after,
+            rng=rng,
+        )
         self._open: list[_Connection] = []
-        self._poll = select.poll()
-        self._by_fd: dict[int, _Connection] = {}
-        self._next_attempt = -math.inf
+        self._poller = _Poller()
         self._req_id = 0
         self._settled = False  # every connection open, every subscribe request sent
         self._complete = False  # every pair subscribed (logged once per recovery)
@@ -208,7 +293,7 @@ class ConnectionGroup:
     @property
     def pairs_subscribed(self) -> int:
         """Pairs acknowledged on the connections open now."""
-        return sum(len(conn.session.subscribed) for conn in self._open if conn.session)
+        return sum(len(conn.subscriptions.subscribed) for conn in self._open)
 
     @property
     def sessions(self) -> tuple[KrakenSession, ...]:
@@ -216,9 +301,14 @@ class ConnectionGroup:
         return tuple(conn.session for conn in self._open if conn.session is not None)
 
     @property
+    def left_out(self) -> dict[str, str]:
+        """Pairs from a pattern that Kraken refused -> its error (not streamed)."""
+        return {p: e for c in self._connections for p, e in c.subscriptions.left_out.items()}
+
+    @property
     def pairs_wanted(self) -> int:
         """Pairs to stream: all of them but those Kraken refused (from a pattern)."""
-        return len(self.pairs) - len(self.left_out)
+        return sum(len(conn.subscriptions.wanted) for conn in self._connections)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -229,23 +319,19 @@ class ConnectionGroup:
         that are due, and watches every connection for silence.
         :raises SubscriptionRejected: Kraken refused a pair that is not optional.
         """
-        if self._settled:
-            open_ = self._open
-            if len(open_) == 1:
-                return self._read_one(open_[0], timeout)
-            return self._read_many(open_, timeout)
-        now = time.monotonic()
-        self._collect_opened(now)
-        self._start_attempt(now)
-        self._send_subscribes(now)
-        wait = max(MIN_WAIT, min(timeout, self._next_event(now) - now))
+        if not self._settled:  # connections to open or subscribe requests to send
+            now = time.monotonic()
+            self._collect_opened(now)
+            self._start_attempt(now)
+            self._send_subscribes(now)
+            timeout = max(MIN_WAIT, min(timeout, self._next_event(now) - now))
+            if not self._open:
+                self._idle_wait(timeout)
+                return []
         open_ = self._open
-        if not open_:
-            self._idle_wait(wait)
-            return []
         if len(open_) == 1:
-            return self._read_one(open_[0], wait)
-        return self._read_many(open_, wait)
+            return self._read_one(open_[0], timeout)
+        return self._read_many(open_, timeout)
 
     def resubscribe(self, pairs: Collection[str]) -> int:
         """Resubscribe `pairs` (with a snapshot) on the connections that hold them.
@@ -254,12 +340,11 @@ class ConnectionGroup:
         """
         sent = 0
         for conn in list(self._open):
-            mine = [pair for pair in pairs if pair in conn.pairset]
-            if not mine or conn.session is None:
+            if conn.session is None or conn.pairset.isdisjoint(pairs):
                 continue
             self._req_id += 1
             try:
-                if conn.session.resubscribe(mine, self._req_id):
+                if conn.session.resubscribe(pairs, self._req_id):
                     sent += 1
             except ConnectionLost as exc:
                 self._lost(conn, exc, time.monotonic())
@@ -268,13 +353,9 @@ class ConnectionGroup:
     def close(self) -> None:
         """Close every connection (and those being opened, once they are)."""
         for conn in self._connections:
-            if conn.opener is not None:
-                conn.opener.abandon()
-                conn.opener = None
-            if conn.session is not None:
-                self._unregister(conn)
-                conn.session.close()
-                conn.session = None
+            self._poller.remove(conn)
+            if conn.close():
+                self.schedule.closed(conn.index)
         self._open = []
         self._settled = False
 
@@ -288,15 +369,12 @@ class ConnectionGroup:
         except _LOST as exc:
             self._lost(conn, exc, time.monotonic())
             return []
-        if not self._complete or session.left_out:
-            self._after_read(conn)
+        if not self._complete:
+            self._note_complete()
         return trades
 
     def _read_many(self, open_: list[_Connection], timeout: float) -> list[Trade]:
-        ready: list[_Connection] = [conn for conn in open_ if conn.session.buffered()]  # type: ignore[union-attr]
-        if not ready:
-            events = self._poll.poll(timeout * 1000)
-            ready = [self._by_fd[fd] for fd, _ in events if fd in self._by_fd]
+        ready = self._poller.ready(open_, timeout)
         trades: list[Trade] = []
         for conn in ready:
             session = conn.session
@@ -306,83 +384,61 @@ class ConnectionGroup:
                 trades.extend(session.read(READ_SLICE))
             except _LOST as exc:
                 self._lost(conn, exc, time.monotonic())
-                continue
-            if not self._complete or session.left_out:
-                self._after_read(conn)
         if len(ready) < len(open_):
-            now = time.monotonic()
-            for conn in list(open_):
-                if conn in ready or conn.session is None:
-                    continue
-                try:
-                    conn.session.check_silence(now)
-                except ConnectionLost as exc:
-                    self._lost(conn, exc, now)
+            self._check_heartbeats([conn for conn in open_ if conn not in ready])
+        if not self._complete:
+            self._note_complete()
         return trades
 
-    def _after_read(self, conn: _Connection) -> None:
-        """Take note of pairs left out and of every pair being subscribed."""
-        session = conn.session
-        assert session is not None
-        if len(session.left_out) != conn.left_out_seen:
-            conn.left_out_seen = len(session.left_out)
-            self.left_out.update(session.left_out)
-            conn.pairs = tuple(p for p in conn.pairs if p not in session.left_out)
-            conn.pairset = frozenset(conn.pairs)
-        if self._complete or not self._settled:
+    def _check_heartbeats(self, unread: list[_Connection]) -> None:
+        """The watchdog of the connections that had nothing to read."""
+        now = time.monotonic()
+        for conn in unread:
+            if conn.session is None:
+                continue
+            try:
+                conn.session.check_heartbeat(now)
+            except ConnectionLost as exc:
+                self._lost(conn, exc, now)
+
+    def _note_complete(self) -> None:
+        """Once every pair is subscribed (again): one line, when the pairs are spread."""
+        if not self._settled or not all(c.subscriptions.fully_subscribed for c in self._open):
             return
-        if all(c.session is not None and c.session.fully_subscribed for c in self._open):
-            self._complete = True
-            if len(self._connections) > 1:
-                logger.info(
-                    "All %d pairs subscribed on %d connections (%.1f s after start)%s",
-                    self.pairs_subscribed,
-                    len(self._open),
-                    time.monotonic() - self._started,
-                    f"; {len(self.left_out)} left out" if self.left_out else "",
-                )
+        self._complete = True
+        if len(self._connections) > 1:
+            left_out = self.left_out
+            logger.info(
+                "All %d pairs subscribed on %d connections (%.1f s after start)%s",
+                self.pairs_subscribed,
+                len(self._open),
+                time.monotonic() - self._started,
+                f"; {len(left_out)} left out" if left_out else "",
+            )
 
     # --- opening, subscribing, losing ---------------------------------------------------
 
     def _start_attempt(self, now: float) -> None:
-        """Start opening the connection whose turn it is, if the group's spacing allows."""
-        if now < self._next_attempt:
+        """Start opening the connection whose turn it is, if the schedule says one's is."""
+        index = self.schedule.next_to_open(now)
+        if index is None:
             return
-        waiting = [
-            c for c in self._connections if c.session is None and c.opener is None and c.due <= now
-        ]
-        if not waiting:
-            return
-        conn = min(waiting, key=lambda c: c.due)
+        conn = self._connections[index]
         self._req_id += 1
-        session = KrakenSession(
-            self.url,
-            conn.pairs,
-            acknowledged=self.acknowledged,
-            stats=self.stats,
-            snapshot=self.snapshot,
-            exact=self.exact,
-            connect_timeout=self.connect_timeout,
-            heartbeat_timeout=self.heartbeat_timeout,
-            subscribe_batch=self.subscribe_batch,
-            subscribe_interval=self.subscribe_interval,
-            optional=self.optional & conn.pairset,
-        )
+        session = self._session(conn.subscriptions)
         conn.opener = _Opener(session, self._req_id, f"kraken-connect-{conn.index + 1}")
-        self._next_attempt = now + self.connect_spacing
 
     def _collect_opened(self, now: float) -> None:
         for conn in self._connections:
-            opener = conn.opener
-            if opener is None or not opener.done.is_set():
+            opener = conn.collect()
+            if opener is None:
                 continue
-            conn.opener = None
             error = opener.error
             if error is None:
                 conn.session = opener.session
-                conn.policy.connected(now)
+                self.schedule.opened(conn.index, now)
                 self._open.append(conn)
-                self._register(conn)
+                self._poller.add(conn)
             elif isinstance(error, _LOST):
                 self._lost(conn, error, now, opener.session)
             else:
@@ -404,13 +460,11 @@ class ConnectionGroup:
 
     def _next_event(self, now: float) -> float:
         """When the loop must next act on its own (an attempt, an opening, a request)."""
-        soonest = math.inf
+        soonest = self.schedule.wake_at()
         for conn in self._connections:
             if conn.opener is not None:
                 soonest = min(soonest, now + OPEN_POLL)
-            elif conn.session is None:
-                soonest = min(soonest, max(conn.due, self._next_attempt))
-            elif (at := conn.session.next_subscribe_at) is not None:
+            elif conn.session is not None and (at := conn.session.next_subscribe_at) is not None:
                 soonest = min(soonest, at)
         return soonest
 
@@ -425,38 +479,20 @@ class ConnectionGroup:
         session = session or conn.session
         if conn in self._open:
             self._open.remove(conn)
-            self._unregister(conn)
+            self._poller.remove(conn)
         conn.session = None
         self._settled = self._complete = False
         self.stats.reconnects += 1
-        delay = conn.policy.next_delay(now)
-        conn.due = now + delay
-        where = (
-            f" [connection {conn.index + 1}/{len(self._connections)}, {len(conn.pairs)} pairs]"
-            if len(self._connections) > 1
-            else ""
-        )
-        logger.warning(
+        delay = self.schedule.lost(conn.index, now)
+        logger.log(
+            getattr(exc, "level", logging.WARNING),  # an oversized message: ERROR
             "Disconnected from Kraken (connection_id=%s): %s; reconnecting in %.1f s "
             "(attempt %d)%s",
             session.connection_id if session else None,
-            exc or type(exc).__name__,
+            printable(exc or type(exc).__name__, 500),  # a handshake error quotes the server
             delay,
-            conn.policy.backoff.attempt,
-            where,
+            self.schedule.attempt(conn.index),
+            conn.label(len(self._connections)),
         )
         if session is not None:
             session.close()
-
-    def _register(self, conn: _Connection) -> None:
-        fd = conn.session.fileno() if conn.session else -1
-        if fd >= 0:
-            self._by_fd[fd] = conn
-            self._poll.register(fd, select.POLLIN | select.POLLPRI)
-
-    def _unregister(self, conn: _Connection) -> None:
-        for fd, owner in list(self._by_fd.items()):
-            if owner is conn:
-                del self._by_fd[fd]
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self._poll.unregister(fd)

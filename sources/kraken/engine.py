@@ -82,7 +82,10 @@ class Engine:
         if fetcher is None and config.rest_url:  # one attempt a request: the core waits, asks
             # again and reports long waits
             rest = KrakenRest(
-                config.rest_url, min_interval=config.rest_min_interval, max_attempts=1
+                config.rest_url,
+                min_interval=config.rest_min_interval,
+                max_attempts=1,
+                max_body=config.max_body,
             )
             self.fetcher = PageFetcher(rest).start()
         self.progress = Progress()
@@ -114,6 +117,7 @@ class Engine:
             healthy_after=config.healthy_after,
             connect_spacing=config.connect_spacing,
             idle_wait=self.wait_for_pages,
+            max_message=config.max_message,
         )
         pairs = config.pairs
         listed = ", ".join(pairs) if len(pairs) <= 20 else f"{len(pairs)} pairs"

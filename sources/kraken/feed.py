@@ -102,6 +102,7 @@ class Feed:
         self._silence_check_at = 0.0
         self._stall_check_at = 0.0
         self._schedule_after = 0.0
+        self._held_limit = config.max_held_total
         since = config.backfill_since_ns
         if since is not None and config.repair:
             for lane in self._lanes.values():
@@ -182,7 +183,8 @@ class Feed:
             if len(batch) > 1:
                 batch.sort(key=_trade_id)
             lane.receive(batch, now)
-        self._bound_held()
+        if self.out.held_total > self._held_limit:
+            self._bound_held()
         self._schedule_after = 0.0  # a repair may have started
 
     def page(
@@ -283,7 +285,7 @@ class Feed:
 
     def _bound_held(self) -> None:
         """Past `max_held_bytes` over all pairs, the pair holding most lets its trades go."""
-        limit = self.config.max_held_total
+        limit = self._held_limit
         while self.out.held_total > limit:
             lane = max(self._lanes.values(), key=lambda lane: len(lane.held))
             if not lane.held or lane.repair is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .actions import RestFailure
 from .rest import KrakenRest, NotKraken, RestError, Stopped, UnknownPair
 from .rows import BadRow, Rows
+from .text import printable
 from .trade import Trade
 
 __all__ = ["PageFetcher", "PageRequest", "PageResult"]
@@ -49,7 +50,8 @@ class PageResult(Rows):
     :param rows: every row Kraken served, in its order: a `Trade` per readable row, a
         `BadRow` per unreadable one (logged already).
     :param last_ns: the `last` cursor (the request's `since_ns` on error).
-    :param error: None when the page arrived; else what Kraken (or the way to it) said.
+    :param error: None when the page arrived; else what Kraken (or the way to it) said,
+        escaped and bounded (`text.printable`): the core quotes it in its log lines.
     :param failure: what the error means: it may pass, or it cannot (see `RestFailure`).
     """
 
@@ -195,7 +197,7 @@ class PageFetcher:
                     result = self._fetch(request)
                 except Exception as exc:  # a bug past the client: the thread goes on
                     logger.exception("Kraken REST page request %s failed", request)
-                    result = self._failed(request, f"{type(exc).__name__}: {exc}")
+                    result = self._failed(request, printable(f"{type(exc).__name__}: {exc}"))
                 with self._lock:
                     if result is not None and not self._abandoned and not self._stopping:
                         self._results.append(result)
@@ -238,7 +240,7 @@ class PageFetcher:
             logger.exception(
                 "Kraken REST page of %s since %d: unexpected error", request.pair, request.since_ns
             )
-            return self._failed(request, f"{type(exc).__name__}: {exc}")
+            return self._failed(request, printable(f"{type(exc).__name__}: {exc}"))
         for bad in page.bad_rows:
             logger.warning(
                 "Kraken REST %s served an unreadable trade row, trade_id %s: %s; row %s",

@@ -21,6 +21,7 @@ asked for it; a warning says when it is not online), but must be listed by Krake
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,8 @@ from typing import Any
 import orjson
 
 from .config import ALL, PAIR_PATTERN, ConfigError, has_patterns, is_pattern
+from .limits import DEFAULT_MAX_BODY, DEFAULT_MAX_MESSAGE, CappedWebSocket, read_body
+from .text import printable
 
 __all__ = [
     "ONLINE",
@@ -52,7 +55,11 @@ LOG_LIST_LIMIT = 50  # most symbols listed in one log line
 
 
 class InstrumentsUnavailable(RuntimeError):
-    """Neither the instrument channel nor `AssetPairs` gave Kraken's list of pairs."""
+    """Neither the instrument channel nor `AssetPairs` gave Kraken's list of pairs (the
+    message, which may quote the server, comes escaped: `text.printable`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message, 500))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,21 +166,29 @@ def parse_instrument_snapshot(message: Any) -> list[Instrument] | None:
     instruments = []
     for item in pairs:
         if isinstance(item, dict) and isinstance(item.get("symbol"), str):
-            status = item.get("status")
-            instruments.append(Instrument(item["symbol"], str(status) if status else "unknown"))
+            status = item.get("status") or "unknown"
+            instruments.append(Instrument(printable(item["symbol"], 40), printable(status, 40)))
     return instruments
 
 
-def fetch_instruments(ws_url: str, *, timeout: float = 10.0) -> list[Instrument]:
+def fetch_instruments(
+    ws_url: str, *, timeout: float = 10.0, max_message: int = DEFAULT_MAX_MESSAGE
+) -> list[Instrument]:
     """Every pair Kraken lists, from the WebSocket `instrument` channel's snapshot.
 
+    :param max_message: most bytes of one message (`limits.CappedWebSocket`).
     :raises InstrumentsUnavailable: no snapshot within `timeout` seconds, or an error.
     """
     import websocket  # only here: the pure part of this module needs no WebSocket client
 
     deadline = time.monotonic() + timeout
     try:
-        ws = websocket.create_connection(ws_url, timeout=timeout, enable_multithread=False)
+        ws = websocket.create_connection(
+            ws_url,
+            timeout=timeout,
+            enable_multithread=False,
+            class_=functools.partial(CappedWebSocket, max_message=max_message),
+        )
     except (websocket.WebSocketException, OSError) as exc:
         raise InstrumentsUnavailable(f"cannot connect to {ws_url}: {exc}") from exc
     try:
@@ -197,19 +212,24 @@ def fetch_instruments(ws_url: str, *, timeout: float = 10.0) -> list[Instrument]
     raise InstrumentsUnavailable(f"no instrument snapshot from {ws_url} within {timeout:g} s")
 
 
-def fetch_asset_pairs(rest_url: str, *, timeout: float = 10.0) -> list[Instrument]:
+def fetch_asset_pairs(
+    rest_url: str, *, timeout: float = 10.0, max_body: int = DEFAULT_MAX_BODY
+) -> list[Instrument]:
     """Every pair Kraken lists, from REST `AssetPairs` (v2 symbols from `wsname`).
 
+    :param max_body: most bytes of the answer (`limits.read_body`).
     :raises InstrumentsUnavailable: on any failure.
     """
     import httpx
 
+    from .limits import BodyTooBig
     from .rows import v2_symbol
 
+    url = f"{rest_url.rstrip('/')}/0/public/AssetPairs"
     try:
-        response = httpx.get(f"{rest_url.rstrip('/')}/0/public/AssetPairs", timeout=timeout)
-        body = orjson.loads(response.content)
-    except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
+        with httpx.stream("GET", url, timeout=timeout) as response:
+            body = orjson.loads(read_body(response, max_body))
+    except (httpx.HTTPError, orjson.JSONDecodeError, BodyTooBig) as exc:
         raise InstrumentsUnavailable(f"AssetPairs of {rest_url}: {exc}") from exc
     if not isinstance(body, dict) or body.get("error") or not isinstance(body.get("result"), dict):
         error = body.get("error") if isinstance(body, dict) else body
@@ -218,22 +238,30 @@ def fetch_asset_pairs(rest_url: str, *, timeout: float = 10.0) -> list[Instrumen
     for info in body["result"].values():
         wsname = info.get("wsname") if isinstance(info, dict) else None
         if isinstance(wsname, str) and "/" in wsname:  # pairs without one are not on WS v2
-            instruments.append(Instrument(v2_symbol(wsname), str(info.get("status", ONLINE))))
+            status = printable(info.get("status", ONLINE), 40)
+            instruments.append(Instrument(printable(v2_symbol(wsname), 40), status))
     return instruments
 
 
 def kraken_instruments(
-    ws_url: str, rest_url: str | None, *, timeout: float = 10.0, attempts: int = FETCH_ATTEMPTS
+    ws_url: str,
+    rest_url: str | None,
+    *,
+    timeout: float = 10.0,
+    attempts: int = FETCH_ATTEMPTS,
+    max_message: int = DEFAULT_MAX_MESSAGE,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> list[Instrument]:
     """Kraken's list: the instrument channel (retried), else `AssetPairs`.
 
+    :param max_message, max_body: the size limits (`limits.py`).
     :raises InstrumentsUnavailable: when neither answers.
     """
     delay = RETRY_DELAY
     problem: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
-            return fetch_instruments(ws_url, timeout=timeout)
+            return fetch_instruments(ws_url, timeout=timeout, max_message=max_message)
         except InstrumentsUnavailable as exc:
             problem = exc
             logger.warning("Kraken's list of pairs (attempt %d/%d): %s", attempt, attempts, exc)
@@ -242,7 +270,7 @@ def kraken_instruments(
             delay *= 2
     if rest_url:
         logger.warning("Falling back to Kraken REST AssetPairs for the list of pairs")
-        return fetch_asset_pairs(rest_url, timeout=timeout)
+        return fetch_asset_pairs(rest_url, timeout=timeout, max_body=max_body)
     raise InstrumentsUnavailable(str(problem))
 
 
@@ -254,6 +282,8 @@ def resolve_pairs(
     timeout: float = 10.0,
     attempts: int = FETCH_ATTEMPTS,
     setting: str = "pairs",
+    max_message: int = DEFAULT_MAX_MESSAGE,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> Resolution:
     """Resolve `specs` (symbols and patterns) to v2 symbols; log what was taken and left out.
 
@@ -263,7 +293,14 @@ def resolve_pairs(
     """
     if not has_patterns(specs):
         return resolve(specs, None)
-    instruments = kraken_instruments(ws_url, rest_url, timeout=timeout, attempts=attempts)
+    instruments = kraken_instruments(
+        ws_url,
+        rest_url,
+        timeout=timeout,
+        attempts=attempts,
+        max_message=max_message,
+        max_body=max_body,
+    )
     resolution = resolve(specs, instruments)
     if resolution.unknown:
         raise ConfigError(

@@ -66,15 +66,10 @@ class Lane(LaneRepair, LaneSequence):
         """Live trades, in trade_id order: new ones, or held ones released."""
         fresh: list[Trade] = []
         pos = self.position
+        plain = self._plain()
         for trade in trades:
-            if (
-                pos is not None
-                and trade.trade_id == pos[0] + 1
-                and self.repair is None
-                and self.suspect is None
-                and not self.refused
-            ):  # the usual case: it continues the sequence
-                fresh.append(trade)
+            if plain and pos is not None and trade.trade_id == pos[0] + 1:
+                fresh.append(trade)  # the usual case: it continues the sequence
                 pos = (trade.trade_id, trade.timestamp_ms)
                 continue
             if fresh:
@@ -85,8 +80,14 @@ class Lane(LaneRepair, LaneSequence):
                 pos = (trade.trade_id, trade.timestamp_ms)
             else:
                 pos = self.position
+            plain = self._plain()
         if fresh:
             self._publish_live(fresh, pos)
+
+    def _plain(self) -> bool:
+        """No repair, no far leap waiting, no trade_ids that went back: a trade that continues
+        the position is simply published."""
+        return self.repair is None and self.suspect is None and not self.refused
 
     def _one(self, trade: Trade, now: float) -> bool:
         """A live trade that does not simply continue the sequence: True when it is to be

@@ -2,7 +2,9 @@
 
 Nothing here touches a socket, so the whole protocol is testable with plain strings.
 `parse_frame` never raises: what it cannot understand comes back as `Malformed`,
-and the valid trades of a frame survive an invalid neighbour.
+and the valid trades of a frame survive an invalid neighbour. Every text of an event that
+the server chose (errors, statuses, excerpts) comes escaped and bounded (`text.printable`),
+safe to log.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .text import printable
 from .trade import ExactFloat, InvalidTrade, Trade
 
 __all__ = [
@@ -108,14 +111,15 @@ _HEARTBEAT = Heartbeat()
 
 
 def excerpt(frame: str | bytes | Any, limit: int = EXCERPT_CHARS) -> str:
-    """A printable, truncated view of a frame for logs."""
+    """A printable view of a frame for logs: escaped, cut with a note of its length."""
     if isinstance(frame, (bytes, bytearray)):
-        text = bytes(frame[: limit + 1]).decode("utf-8", "replace")
-    elif isinstance(frame, str):
-        text = frame[: limit + 1]
-    else:
-        text = repr(frame)[: limit + 1]
-    return text if len(text) <= limit else text[:limit] + "…"
+        head = bytes(frame[: limit * 4]).decode("utf-8", "replace")  # a long frame: its start
+        if len(frame) <= limit * 4:
+            return printable(head, limit)
+        return f"{printable(head[:limit], limit)}… ({len(frame)} bytes)"
+    if not isinstance(frame, str):
+        frame = repr(frame)
+    return printable(frame, limit)
 
 
 def parse_frame(frame: str | bytes, *, exact: bool = False) -> list[Event]:
@@ -142,13 +146,13 @@ def parse_frame(frame: str | bytes, *, exact: bool = False) -> list[Event]:
         except orjson.JSONDecodeError as exc:
             message = _exact_loads(frame) if exact else _lenient_loads(frame)
             if message is None:
-                return [Malformed(f"not JSON: {exc}", excerpt(frame))]
+                return [Malformed(f"not JSON: {printable(exc)}", excerpt(frame))]
     if not isinstance(message, dict):
         return [Malformed("not a JSON object", excerpt(frame))]
     try:
         return _parse_message(message, frame)
     except Exception as exc:  # a shape we did not foresee: report, never crash
-        return [Malformed(f"unexpected message shape: {exc!r}", excerpt(frame))]
+        return [Malformed(f"unexpected message shape: {printable(repr(exc))}", excerpt(frame))]
 
 
 # 16 characters of a number in a row: maybe more than 15 significant digits (or not: then
@@ -198,9 +202,9 @@ def _parse_message(message: dict[str, Any], frame: str | bytes) -> list[Event]:
         return [Pong(_req_id(message))]
     error = message.get("error", message.get("Error"))
     if isinstance(error, str) and method is None:
-        return [ServerError(error)]
+        return [ServerError(printable(error))]
     if channel is not None:
-        return [Malformed(f"unknown channel {channel!r}", excerpt(frame))]
+        return [Malformed(f"unknown channel '{printable(channel, 40)}'", excerpt(frame))]
     return [Malformed("unknown message", excerpt(frame))]
 
 
@@ -217,7 +221,7 @@ def _parse_trades(message: dict[str, Any], frame: str | bytes) -> list[Event]:
             trades.append(Trade.from_kraken(item))
         except InvalidTrade as exc:
             text = orjson.dumps(item, default=float)  # default: an ExactFloat (exact)
-            events.append(Malformed(f"invalid trade: {exc}", excerpt(text)))
+            events.append(Malformed(f"invalid trade: {printable(exc)}", excerpt(text)))
     if trades:
         events.insert(0, TradeBatch(kind, tuple(trades)))
     return events
@@ -231,12 +235,16 @@ def _parse_status(message: dict[str, Any], frame: str | bytes) -> list[Event]:
     connection_id = info.get("connection_id")
     return [
         Status(
-            system=str(info.get("system", "unknown")),
+            system=printable(info.get("system", "unknown")),
             connection_id=connection_id if isinstance(connection_id, int) else None,
-            api_version=info.get("api_version"),
-            version=info.get("version"),
+            api_version=_optional_text(info.get("api_version")),
+            version=_optional_text(info.get("version")),
         )
     ]
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else printable(value)
 
 
 def _parse_ack(message: dict[str, Any], method: str) -> Event:
@@ -249,7 +257,7 @@ def _parse_ack(message: dict[str, Any], method: str) -> Event:
     return SubscribeError(
         method=method,
         symbol=symbol if isinstance(symbol, str) else None,
-        error=str(message.get("error", "unknown error")),
+        error=printable(message.get("error", "unknown error")),
         req_id=req_id,
     )
 

@@ -9,7 +9,10 @@
   honouring `Retry-After`. Two answers only are final: `UnknownPair` (Kraken does not list
   the pair) and `NotKraken` (a URL that never answered as Kraken answers 404/410 or a body
   that is not Kraken's JSON: a wrong `kraken_rest_url`);
-- one unreadable trade row never costs the page (`rows.parse_trades_result`).
+- one unreadable trade row never costs the page (`rows.parse_trades_result`);
+- an answer longer than `max_body` is not read past it (`limits.read_body`): a failed call,
+  retried like the others. Every message built from what the server said (errors, statuses,
+  rows) is escaped and bounded (`text.printable`), safe to log.
 
 The client is synchronous and meant for one thread (the `PageFetcher`'s); only `abort` may be
 called from another thread, to cut short an HTTP call in progress.
@@ -30,7 +33,9 @@ import httpx
 import orjson
 
 from .backoff import Backoff
+from .limits import DEFAULT_MAX_BODY, BodyTooBig, read_body
 from .rows import TradesPage, parse_trades_result, v2_symbol
+from .text import printable
 
 __all__ = ["KrakenRest", "NotKraken", "RestError", "Stopped", "UnknownPair"]
 
@@ -54,7 +59,7 @@ class RestError(RuntimeError):
     """
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(printable(message, 500))
         self.permanent = permanent
 
 
@@ -99,6 +104,7 @@ class KrakenRest:
         `RestError` carrying what Kraken last said; None retries until `should_continue`
         says stop.
     :param should_continue: polled while waiting; when it returns False, `Stopped` is raised.
+    :param max_body: most bytes of one answer; a longer one is a failed call.
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class KrakenRest:
         max_backoff: float = 30.0,
         max_attempts: int | None = None,
         should_continue: Callable[[], bool] = lambda: True,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1 (or None)")
@@ -119,6 +126,7 @@ class KrakenRest:
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.should_continue = should_continue
+        self.max_body = max_body
         self.calls = 0
         self.calls_ok = 0
         self.calls_throttled = 0
@@ -240,12 +248,7 @@ class KrakenRest:
     def _attempt(self, path: str, params: dict[str, str], parse: Callable[[Any], T]) -> T:
         """One HTTP call; `_Retry` for any failure that may pass, `NotKraken` or
         `_UnknownPairAnswer` for the two that cannot."""
-        try:
-            response = self._http().get(path, params=params, extensions={"trace": self._trace})
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timeout ({type(exc).__name__})") from None
-        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        response, content = self._fetch(path, params)
         status = response.status_code
         if status in NOT_FOUND_STATUSES and not self.answered_as_kraken:
             raise self._not_kraken(path, f"HTTP {status} {response.reason_phrase}")
@@ -256,7 +259,7 @@ class KrakenRest:
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             if not self.answered_as_kraken:
                 raise self._not_kraken(path, "an answer that is not JSON") from None
@@ -279,6 +282,23 @@ class KrakenRest:
             return parse(body["result"])
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise _Retry(f"malformed answer: {exc}") from None
+
+    def _fetch(self, path: str, params: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """GET `path`: the response and, for a 2xx status, its body (at most `max_body`
+        bytes; not read otherwise). `_Retry` for a transport failure or a body too long."""
+        try:
+            with self._http().stream(
+                "GET", path, params=params, extensions={"trace": self._trace}
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    return response, b""
+                return response, read_body(response, self.max_body)
+        except httpx.TimeoutException as exc:
+            raise _Retry(f"timeout ({type(exc).__name__})") from None
+        except httpx.RequestError as exc:  # connection refused or reset, bad encoding...
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        except BodyTooBig as exc:
+            raise _Retry(f"answer too long: {exc} (max_rest_body_mb)") from None
 
     def _not_kraken(self, path: str, what: str) -> NotKraken:
         return NotKraken(
@@ -356,6 +376,6 @@ class _Retry(Exception):
     def __init__(
         self, message: str, *, throttled: bool = False, retry_after: float | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(printable(message, 300))
         self.throttled = throttled
         self.retry_after = retry_after

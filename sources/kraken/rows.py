@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .text import printable
 from .trade import ExactFloat, InvalidTrade, Trade
 
 __all__ = [
@@ -46,8 +47,8 @@ class BadRow:
     """A `Trades` row that could not be read, skipped from its page.
 
     :param trade_id: the row's trade_id when that field at least is readable, else None.
-    :param reason: what is wrong with it.
-    :param excerpt: the row as received, shortened for the log.
+    :param reason: what is wrong with it (escaped: `text.printable`).
+    :param excerpt: the row as received, escaped and shortened for the log.
     """
 
     trade_id: int | None
@@ -105,7 +106,8 @@ def parse_trade_row(symbol: str, row: Any) -> Trade | BadRow:
     try:
         return _row_to_trade(symbol, row)
     except Exception as exc:  # whatever the row holds, it costs itself only
-        return BadRow(_readable_trade_id(row), str(exc) or type(exc).__name__, _excerpt(row))
+        reason = printable(str(exc) or type(exc).__name__)  # it may quote the row
+        return BadRow(_readable_trade_id(row), reason, _excerpt(row))
 
 
 def rest_row_to_trade(symbol: str, row: Any) -> Trade:
@@ -210,4 +212,4 @@ def _excerpt(row: Any) -> str:
         text = orjson.dumps(row).decode()
     except (TypeError, orjson.JSONEncodeError):
         text = repr(row)
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+    return printable(text, EXCERPT_CHARS)

@@ -40,8 +40,9 @@ class Observability:
         self.server.stop()
 
 
-def start_trades(port: int, *, backfill_only: bool = False) -> Observability:
-    """Metrics of both trades processes on `port`, with /healthz and /readyz.
+def start_trades(port: int, *, host: str = "", backfill_only: bool = False) -> Observability:
+    """Metrics of both trades processes on `port` of `host` (`metrics_host`; "": every
+    interface), with /healthz and /readyz.
 
     :raises OSError: when the port cannot be bound.
     """
@@ -57,12 +58,15 @@ def start_trades(port: int, *, backfill_only: bool = False) -> Observability:
         broker=BrokerProbe(),
         on_broker=metrics.set_broker_up,
     )
-    server = MetricsServer(port, health, directory=directory, before_scrape=[metrics.flush])
+    server = MetricsServer(
+        port, health, directory=directory, before_scrape=[metrics.flush], host=host
+    )
     return Observability(server.start(), health, metrics)
 
 
-def start_candles(port: int) -> Observability:
-    """The candles pipeline's metrics on `port`, with /healthz and /readyz.
+def start_candles(port: int, *, host: str = "") -> Observability:
+    """The candles pipeline's metrics on `port` of `host` (`metrics_host`; "": every
+    interface), with /healthz and /readyz.
 
     :raises OSError: when the port cannot be bound.
     """
@@ -73,5 +77,5 @@ def start_candles(port: int) -> Observability:
 
     metrics: CandlesMetrics = candles_metrics()
     health = Health(source=False, broker=BrokerProbe())
-    server = MetricsServer(port, health, directory=directory)
+    server = MetricsServer(port, health, directory=directory, host=host)
     return Observability(server.start(), health, metrics)

@@ -9,6 +9,7 @@ one answer.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,11 +29,13 @@ logger = logging.getLogger(__name__)
 class MetricsServer:
     """The HTTP endpoints of one pipeline.
 
-    :param port: the TCP port (all interfaces); 0 picks a free one (see `port` after `start`).
+    :param port: the TCP port; 0 picks a free one (see `port` after `start`).
     :param health: answers /healthz and /readyz.
     :param directory: the multiprocess directory; None: serve `registry` as it is.
     :param registry: the registry to serve without a directory (tests).
     :param before_scrape: called before each scrape (e.g. to flush buffered counts).
+    :param host: the address to listen on (`metrics_host`): "" or 0.0.0.0 every IPv4
+        interface, :: every interface, 127.0.0.1 this machine only, or a host name.
     """
 
     def __init__(
@@ -67,14 +70,17 @@ class MetricsServer:
 
         :raises OSError: when the port cannot be bound (e.g. already in use).
         """
-        server = ThreadingHTTPServer(self._address, _handler(self))
+        server_class = _IPv6Server if ":" in self._address[0] else ThreadingHTTPServer
+        server = server_class(self._address, _handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="metrics-server", daemon=True
         )
         self._thread.start()
-        logger.info("Metrics on :%d/metrics (health: /healthz, /readyz)", self.port)
+        host = self._address[0]
+        where = f"[{host}]" if ":" in host else host
+        logger.info("Metrics on %s:%d/metrics (health: /healthz, /readyz)", where, self.port)
         return self
 
     def stop(self) -> None:
@@ -113,6 +119,12 @@ class MetricsServer:
             reap_dead_processes(self.directory)
         assert self.registry is not None
         return read_source_state(self.registry.collect())
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    """For an IPv6 `metrics_host` (`::` also takes IPv4 where the system maps it)."""
+
+    address_family = socket.AF_INET6
 
 
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:

@@ -38,8 +38,8 @@ from confluent_kafka import Producer
 from ruamel.yaml import YAML
 
 from tests.support.kafka import create_topic, unique
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIRST_SCREEN_END = "<!-- end of the first screen -->"
 VENV = Path(sys.prefix)
 MINUTE_MS = 60_000

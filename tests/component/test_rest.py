@@ -17,18 +17,14 @@ from sources.kraken.rest import KrakenRest, NotKraken, RestError, Stopped, Unkno
 from sources.kraken.rows import TradesPage, rest_row_to_trade, v2_symbol
 from sources.kraken.trade import Trade
 
-
-@pytest.fixture(scope="module")
-def market() -> Market:
-    market = Market(["BTC/USD", "ETH/USD", "DOGE/USD"], seed=3)
-    market.seed_history(count_per_pair=2500, span_seconds=3600)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=0) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.market(
+        ["BTC/USD", "ETH/USD", "DOGE/USD"],
+        seed=3,
+        seed_history={"count_per_pair": 2500, "span_seconds": 3600},
+    ),
+    pytest.mark.kraken(rate=0),
+]
 
 
 def rest(sim: KrakenSimulator | str, **options: float | int | None) -> KrakenRest:

@@ -12,7 +12,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,19 +23,25 @@ from hypothesis import strategies as st
 from simulator import KrakenSimulator, Market, SimTrade
 from simulator.market import pair_info
 from simulator.rest import KRAKEN_ERRORS
+from tests.support.repo import ROOT
+from tests.support.sim_client import (
+    PAIRS,
+    assert_trades_contiguous,
+    collect,
+    connect,
+    drain,
+    get,
+    recv,
+    seeded_market,
+    send,
+    subscribe,
+    trades_of,
+)
 
-PAIRS = ["BTC/USD", "ETH/USD", "DOGE/USD"]
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def seeded_market(count_per_pair: int = 80, seed: int = 1) -> Market:
-    market = Market(PAIRS, seed=seed)
-    market.seed_history(count_per_pair=count_per_pair, span_seconds=600)
-    return market
 
 
 @pytest.fixture
@@ -53,94 +58,6 @@ def simulator(request: pytest.FixtureRequest) -> Iterator[Callable[..., KrakenSi
     yield make
     for sim in started:
         sim.stop()
-
-
-_OPEN: list[websocket.WebSocket] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    """Close the test's client sockets (websocket-client keeps them after a close frame)."""
-    yield
-    while _OPEN:
-        _OPEN.pop().shutdown()
-
-
-def connect(sim: KrakenSimulator | str, *, status: bool = True) -> websocket.WebSocket:
-    """A connection to the simulator, its status message already read when `status`."""
-    url = sim if isinstance(sim, str) else sim.ws_url
-    ws = websocket.create_connection(url, timeout=3)
-    _OPEN.append(ws)
-    if status:
-        assert recv(ws)["channel"] == "status"
-    return ws
-
-
-def recv(ws: websocket.WebSocket) -> Any:
-    return orjson.loads(ws.recv())
-
-
-def send(ws: websocket.WebSocket, message: dict[str, Any]) -> None:
-    ws.send(orjson.dumps(message).decode())
-
-
-def subscribe(
-    ws: websocket.WebSocket, symbols: list[str], *, snapshot: bool, req_id: int = 1
-) -> list[dict[str, Any]]:
-    """Subscribe and return the acknowledgements (one per symbol)."""
-    params = {"channel": "trade", "symbol": symbols, "snapshot": snapshot}
-    send(ws, {"method": "subscribe", "params": params, "req_id": req_id})
-    return [recv(ws) for _ in symbols]
-
-
-def drain(ws: websocket.WebSocket, quiet: float = 0.15) -> list[Any]:
-    """Every message until none arrives for `quiet` seconds."""
-    messages, timeout = [], ws.gettimeout()
-    ws.settimeout(quiet)
-    try:
-        while True:
-            messages.append(recv(ws))
-    except websocket.WebSocketTimeoutException:
-        return messages
-    finally:
-        ws.settimeout(timeout)
-
-
-def collect(ws: websocket.WebSocket, seconds: float) -> list[Any]:
-    """Every message received during `seconds`."""
-    messages, deadline = [], time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        ws.settimeout(left)
-        try:
-            messages.append(recv(ws))
-        except websocket.WebSocketTimeoutException:
-            break
-    ws.settimeout(3)
-    return messages
-
-
-def trades_of(messages: list[Any], kind: str = "update") -> list[dict[str, Any]]:
-    return [
-        trade
-        for m in messages
-        if isinstance(m, dict) and m.get("channel") == "trade" and m.get("type") == kind
-        for trade in m["data"]
-    ]
-
-
-def assert_contiguous(trades: list[dict[str, Any]], after: dict[str, int] | None = None) -> None:
-    """trade_id rises by exactly one per symbol (from `after[symbol]` when given)."""
-    last = dict(after or {})
-    for trade in trades:
-        symbol = trade["symbol"]
-        if symbol in last:
-            assert trade["trade_id"] == last[symbol] + 1, (symbol, trade, last[symbol])
-        last[symbol] = trade["trade_id"]
-
-
-def get(sim: KrakenSimulator, target: str) -> tuple[int, Any]:
-    with urllib.request.urlopen(sim.rest_url + target, timeout=5) as answer:
-        return answer.status, orjson.loads(answer.read())
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -339,7 +256,7 @@ def test_updates_rise_by_one_per_symbol(simulator: Callable[..., KrakenSimulator
     trades = trades_of(messages)
     assert {t["symbol"] for t in trades} == {"BTC/USD", "DOGE/USD"}  # only what was asked
     assert len(trades) > 200
-    assert_contiguous(trades, after)
+    assert_trades_contiguous(trades, after)
     trade = trades[0]
     assert trade.keys() == {"symbol", "side", "price", "qty", "ord_type", "trade_id", "timestamp"}
     assert isinstance(trade["price"], float) and isinstance(trade["qty"], float)
@@ -446,8 +363,8 @@ def test_silence_sends_nothing_then_resumes_with_a_gap(
     assert window > 0.5 and collect(ws, window) == []
     after = trades_of(collect(ws, 0.5))
     assert after, "the feed resumes after the silence"
-    assert_contiguous(before)
-    assert_contiguous(after)
+    assert_trades_contiguous(before)
+    assert_trades_contiguous(after)
     assert after[0]["trade_id"] - before[-1]["trade_id"] > 50  # missed, never resent
     assert sim.active_connections == 1
 
@@ -496,7 +413,7 @@ def test_flood_up_to_max_trades_with_send_times(simulator: Callable[..., KrakenS
     wait_for(lambda: sim.trades_generated >= 3000)
     trades = trades_of(drain(ws, quiet=0.3))
     assert len(trades) == 3000 == sim.trades_sent == sim.trades_generated
-    assert_contiguous(trades)
+    assert_trades_contiguous(trades)
     assert len(sim.send_times) == 3000
     assert all(sim.send_times[(t["symbol"], t["trade_id"])] > 0 for t in trades)
 
@@ -512,7 +429,7 @@ def test_high_rate_is_kept(simulator: Callable[..., KrakenSimulator]) -> None:
     elapsed = time.monotonic() - started
     trades = trades_of(drain(ws, quiet=0.3))
     assert 0.5 * 20_000 * 0.5 <= len(trades) <= 20_000 * elapsed * 1.05
-    assert_contiguous(trades)
+    assert_trades_contiguous(trades)
 
 
 def test_generate_when_idle_false_waits_for_a_client(

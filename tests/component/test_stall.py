@@ -14,9 +14,8 @@ import websocket
 
 from simulator import KrakenSimulator
 from simulator.market import pair_info
-from tests.component.test_simulator import (
-    _close_clients,  # noqa: F401 (an autouse fixture: closes the test's sockets)
-    assert_contiguous,
+from tests.support.sim_client import (
+    assert_trades_contiguous,
     collect,
     connect,
     drain,
@@ -59,7 +58,7 @@ def test_a_stalled_pair_stops_while_other_pairs_heartbeats_and_rest_go_on(
     drain(only_btc, quiet=0.05)
     during = trades_of(collect(ws, 1.0))
     assert symbols_of(during) == {"ETH/USD"}  # the other pair flows on
-    assert_contiguous(before + during)
+    assert_trades_contiguous(before + during)
     beats = collect(only_btc, 0.7)  # a connection holding only the stalled pair: heartbeats
     assert beats and all(m == {"channel": "heartbeat"} for m in beats)
     last_seen = max(t["trade_id"] for t in before if t["symbol"] == "BTC/USD")
@@ -87,10 +86,10 @@ def test_unsubscribe_and_subscribe_again_restores_the_pair_with_its_snapshot(
     assert len(snapshot) == 50 and symbols_of(snapshot) == {"BTC/USD"}
     last_seen = max(t["trade_id"] for t in before if t["symbol"] == "BTC/USD")
     assert snapshot[0]["trade_id"] > last_seen + 1  # it shows the trades missed meanwhile
-    assert_contiguous(snapshot)
+    assert_trades_contiguous(snapshot)
     updates = [t for t in trades_of(messages) if t["symbol"] == "BTC/USD"]
     assert updates and updates[0]["trade_id"] == snapshot[-1]["trade_id"] + 1
-    assert_contiguous(snapshot + updates)
+    assert_trades_contiguous(snapshot + updates)
 
 
 def test_a_new_subscription_is_not_stalled_and_unstall_resumes_the_old_one(
@@ -104,6 +103,6 @@ def test_a_new_subscription_is_not_stalled_and_unstall_resumes_the_old_one(
     sim.unstall_pair("BTC/USD")
     after = [t for t in trades_of(collect(ws, 0.4)) if t["symbol"] == "BTC/USD"]
     assert after, "the old subscription gets the pair's trades again"
-    assert_contiguous(after)
+    assert_trades_contiguous(after)
     last_seen = max(t["trade_id"] for t in before if t["symbol"] == "BTC/USD")
     assert after[0]["trade_id"] > last_seen + 50  # missed meanwhile, never resent

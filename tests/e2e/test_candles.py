@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from simulator import KrakenSimulator, Market
 from sources.app.settings import ConfigError
+from sources.app.variables import CANDLES
 from sources.candles import CandlesSettings, add_trade, candle_record, is_trade, start_candle
+from tests.support.candles import candles_pipeline
 from tests.support.descriptors import declared_topics
 from tests.support.kafka import (
     Record,
@@ -30,7 +32,7 @@ from tests.support.kafka import (
     topics_on_broker,
     unique,
 )
-from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.pipeline import STARTED
 from tests.support.schemas import assert_valid
 from tests.support.trades import trades_pipeline
 
@@ -233,7 +235,6 @@ def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None
 CANDLE_MS = 10_000
 GRACE_MS = 3_000
 T0 = 1_700_000_000_000  # a window start (a multiple of CANDLE_MS)
-STARTED = r"The application started and is now processing"
 
 
 def btc_arrivals() -> tuple[list[dict], list[dict]]:
@@ -307,16 +308,6 @@ def produce(broker: str, topic: str, trades: list[dict]) -> None:
     assert producer.flush(30) == 0
 
 
-def candles_pipeline(broker: str, workdir: Path, **env: str) -> PipelineProcess:
-    variables = {
-        "Quix__Broker__Address": broker,
-        "Quix__Consumer_Group": unique("candles-app"),
-        "output": unique("candles"),
-        **env,
-    }
-    return PipelineProcess(CANDLES_MAIN, variables, workdir)
-
-
 def by_window(records: list[Record]) -> dict[tuple[str, int], Record]:
     keyed = {(r.value["pair"], r.value["window_start_ms"]): r for r in records}
     assert len(keyed) == len(records), "a window was emitted twice"
@@ -385,7 +376,8 @@ def test_invalid_configuration_exits_2_naming_the_variable(broker: str, tmp_path
     with candles_pipeline(broker, tmp_path, candle_seconds="0") as pipeline:
         code = pipeline.wait(timeout=30)
     assert code == 2
-    assert "Configuration error: candle_seconds: must be at least 0.001 seconds" in pipeline.log
+    accepted = next(v for v in CANDLES if v.name == "candle_seconds").accepted  # 0.001 s and up
+    assert f"Configuration error: candle_seconds: expected {accepted}; got '0'" in pipeline.log
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ import pytest
 
 from sources.broker import EmbeddedBroker
 from tests.support.kafka import free_port
+from tests.support.repo import ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
 
-ROOT = Path(__file__).resolve().parents[2]
 TRADE_LINE = re.compile(r"#\d+\s+(buy|sell)\s")
 BROKER_LINE = re.compile(r"^broker \S+", re.MULTILINE)
 # What counts as an error in the log: librdkafka's and Quix Streams' complaints included.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,25 +17,16 @@ from tests.support.trades import (
     wait_for_trades,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(PAIRS, seed=21, seed_history={"count_per_pair": 50, "span_seconds": 30}),
+    pytest.mark.kraken(rate=40.0, batch=2, heartbeat_interval=0.5),
+]
 
 USER_MODULE = """
 def tag_exchange(sdf):
     return sdf.apply(lambda record: {**record, "exchange": "kraken"})
 """
-
-
-@pytest.fixture
-def market() -> Market:
-    market = Market(PAIRS, seed=21)
-    market.seed_history(count_per_pair=50, span_seconds=30)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=40.0, batch=2, heartbeat_interval=0.5) as sim:
-        yield sim
 
 
 def test_shipped_and_user_transforms_run_in_order_before_the_topic(

@@ -6,7 +6,6 @@ import itertools
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,22 +25,13 @@ from tests.support.trades import (
     wait_for_trades,
 )
 
-pytestmark = pytest.mark.e2e
-
 RATE = 60.0  # trades/s across both pairs: 30 per pair
 
-
-@pytest.fixture
-def market() -> Market:
-    market = Market(PAIRS, seed=11)
-    market.seed_history(count_per_pair=60, span_seconds=60)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=RATE, batch=4, heartbeat_interval=0.5) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(PAIRS, seed=11, seed_history={"count_per_pair": 60, "span_seconds": 60}),
+    pytest.mark.kraken(rate=RATE, batch=4, heartbeat_interval=0.5),
+]
 
 
 def report(name: str, ids: dict[str, list[int]], first: dict[str, int], last: dict[str, int]):

@@ -13,8 +13,9 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import decimal_text
+from tests.support.candles import candles_pipeline
 from tests.support.kafka import Record, consume, unique
-from tests.support.pipeline import CANDLES_MAIN, PipelineProcess
+from tests.support.pipeline import STARTED
 from tests.support.schemas import assert_valid
 from tests.support.trades import (
     PAIRS,
@@ -26,8 +27,6 @@ from tests.support.trades import (
 )
 
 pytestmark = pytest.mark.e2e
-
-STARTED = r"The application started and is now processing"
 
 
 def candles_until(pairs_after: dict[str, int], count: int):
@@ -67,19 +66,12 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
         )
         target = wait_for_trades(market, 45)  # more candles after the gap
         output = consume(broker, trades.env["output"], until=reached(PAIRS, target))
-        candles_env = {
-            "input": trades.env["output"],
-            "candle_seconds": "1",
-            "grace_seconds": "0.5",
-            "Quix__Consumer_Group": unique("candles-app"),
-            "output": unique("candles"),
-            "Quix__Broker__Address": broker,
-        }
-        with PipelineProcess(CANDLES_MAIN, candles_env, tmp_path / "candles") as candles:
+        candles_env = {"input": trades.env["output"], "candle_seconds": "1", "grace_seconds": "0.5"}
+        with candles_pipeline(broker, tmp_path / "candles", **candles_env) as candles:
             candles.wait_for_log(STARTED)
             candle_records = consume(
                 broker,
-                candles_env["output"],
+                candles.env["output"],
                 # both pairs: two candles after the gap each (ETH's are checked too)
                 until=candles_until({"BTC/USD": last, "ETH/USD": before_all["ETH/USD"] + 9}, 2),
             )

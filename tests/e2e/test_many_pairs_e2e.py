@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,51 +13,31 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from simulator.market import generated_pairs
-from tests.support.kafka import Record, consume
-from tests.support.trades import assert_contiguous_without_duplicates, by_pair, trades_pipeline
-
-pytestmark = pytest.mark.e2e
+from tests.support.kafka import consume
+from tests.support.trades import (
+    assert_contiguous_without_duplicates,
+    by_pair,
+    last_ids,
+    reached,
+    trades_pipeline,
+)
 
 USD = generated_pairs(300)
 MAINTENANCE = generated_pairs(5, prefix="M")  # */USD too, but not online: left out
 EUR = generated_pairs(20, "EUR")  # traded, not asked for
 RATE = 600.0  # trades/s over the 320 pairs that trade: about 2 a second each
 
-
-@pytest.fixture
-def market() -> Market:
-    statuses = dict.fromkeys(MAINTENANCE, "maintenance")
-    market = Market([*USD, *MAINTENANCE, *EUR], seed=41, statuses=statuses)
-    market.seed_history(count_per_pair=60, span_seconds=60)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(
+        [*USD, *MAINTENANCE, *EUR],
+        seed=41,
+        statuses=dict.fromkeys(MAINTENANCE, "maintenance"),
+        seed_history={"count_per_pair": 60, "span_seconds": 60},
+    ),
     # at most 2 subscribe requests a second per connection, as a stand-in for Kraken's limit
-    with KrakenSimulator(
-        market, rate=RATE, batch=10, heartbeat_interval=0.5, subscribe_rate_limit=2
-    ) as sim:
-        yield sim
-
-
-def last_ids(market: Market, pairs: tuple[str, ...]) -> dict[str, int]:
-    return {pair: market.last(pair, 1)[-1].trade_id for pair in pairs}
-
-
-def reached_all(targets: dict[str, int]) -> Callable[[list[Record]], bool]:
-    """Done once every pair reached its target (reading each record once: 10^4s of them)."""
-    seen = 0
-    last: dict[str, int] = {}
-
-    def done(records: list[Record]) -> bool:
-        nonlocal seen
-        for record in records[seen:]:
-            last[record.value["pair"]] = record.value["trade_id"]
-        seen = len(records)
-        return all(last.get(pair, -1) >= target for pair, target in targets.items())
-
-    return done
+    pytest.mark.kraken(rate=RATE, batch=10, heartbeat_interval=0.5, subscribe_rate_limit=2),
+]
 
 
 def test_300_pairs_from_a_pattern_on_3_connections_once_in_order_across_a_reconnect(
@@ -79,7 +58,7 @@ def test_300_pairs_from_a_pattern_on_3_connections_once_in_order_across_a_reconn
         pipeline.wait_for_log(r"(?s)All 300 pairs.*All 300 pairs subscribed", timeout=30)
         time.sleep(2)
         target = last_ids(market, USD)
-        records = consume(broker, pipeline.env["output"], until=reached_all(target), timeout=60)
+        records = consume(broker, pipeline.env["output"], until=reached(USD, target), timeout=60)
         assert pipeline.stop() == 0
         log = pipeline.log
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,23 +33,14 @@ from tests.support.trades import (
     wait_for_trades,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(PAIRS, seed=5),
+    pytest.mark.kraken(rate=40.0, batch=2, heartbeat_interval=0.5, record_send_times=True),
+]
 
 PUBLISHED = "kraken_trades_published_total"
 SETTLE = 1.5  # seconds: more than one sync of the source's counters (1 s)
-
-
-@pytest.fixture
-def market() -> Market:
-    return Market(PAIRS, seed=5)
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(
-        market, rate=40.0, batch=2, heartbeat_interval=0.5, record_send_times=True
-    ) as sim:
-        yield sim
 
 
 def per_pair(s: Scrape, name: str, **labels: str) -> dict[str, float]:

@@ -22,16 +22,18 @@ from typing import Any
 import pytest
 
 from simulator import KrakenSimulator, Market
+from tests.support.grafana import PROMISES, filled_panel_queries
 from tests.support.kafka import free_port
 from tests.support.metrics import scrape
-from tests.support.prometheus import find_binary
+from tests.support.prometheus import ALERTS, find_binary
 from tests.support.trades import PAIRS, trades_pipeline, wait_for_trades
-from tests.unit.test_dashboard import PROMISES, filled_panel_queries
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(PAIRS, seed=11),
+    pytest.mark.kraken(rate=40.0, batch=3, heartbeat_interval=0.5),
+]
 
-ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 JOB = "kraken-trades"  # the job name of deploy/prometheus/prometheus.yml, which the alerts use
 PUBLISHED = "kraken_trades_published_total"
 
@@ -130,17 +132,6 @@ def prometheus_server(metrics_port: int, workdir: Path) -> Iterator[PrometheusAp
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-def market() -> Market:
-    return Market(PAIRS, seed=11)
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=40.0, batch=3, heartbeat_interval=0.5) as sim:
-        yield sim
 
 
 def test_prometheus_scrapes_the_pipeline_and_loads_the_alerts(

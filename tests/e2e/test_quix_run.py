@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.kafka import free_port
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 APPS = ("trades", "candles")
 PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[^=\s]+$")
 IMPORT_FAILURES = ("ModuleNotFoundError", "ImportError", "Traceback")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,41 +15,24 @@ from tests.support.kafka import consume, create_topic, unique
 from tests.support.trades import (
     assert_contiguous_without_duplicates,
     by_pair,
-    last_ids,
     reached,
     trades_pipeline,
+    wait_for_trades,
 )
-
-pytestmark = pytest.mark.e2e
 
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "DOGE/USD", "ETH/EUR", "ADA/USD")
 SHARDS = 2
 
-
-@pytest.fixture
-def market() -> Market:
-    market = Market(PAIRS, seed=5)
-    market.seed_history(count_per_pair=60, span_seconds=60)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=60.0, batch=3, heartbeat_interval=0.5) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(PAIRS, seed=5, seed_history={"count_per_pair": 60, "span_seconds": 60}),
+    pytest.mark.kraken(rate=60.0, batch=3, heartbeat_interval=0.5),
+]
 
 
-def wait_for_more_trades(market: Market, count: int, timeout: float = 30.0) -> dict[str, int]:
-    """Let every pair trade `count` more times; return each pair's last trade_id."""
-    start = last_ids(market, PAIRS)
-    deadline = time.monotonic() + timeout
-    while (last := last_ids(market, PAIRS)) and any(last[p] - start[p] < count for p in PAIRS):
-        assert time.monotonic() < deadline, "the simulator made too few trades"
-        time.sleep(0.1)
-    return last
-
-
-def wait_for_subscriptions(kraken: KrakenSimulator, pairs: set[str], timeout: float = 40) -> None:
+def wait_for_simulator_subscriptions(
+    kraken: KrakenSimulator, pairs: set[str], timeout: float = 40
+) -> None:
     """Wait until the simulator's open connections hold a subscription to each of `pairs`."""
     deadline = time.monotonic() + timeout
     while not pairs <= set().union(*kraken.subscriptions):
@@ -82,8 +64,8 @@ def test_two_shards_write_every_trade_once_to_one_topic(
     try:
         for shard, pipeline in enumerate(shards):
             pipeline.wait_for_log(rf"Shard {shard} of 2: {len(split[shard])} of the 6 pairs")
-        wait_for_subscriptions(kraken, set(PAIRS))
-        target = wait_for_more_trades(market, 10)
+        wait_for_simulator_subscriptions(kraken, set(PAIRS))
+        target = wait_for_trades(market, 10, pairs=PAIRS)
         records = consume(broker, output, until=reached(PAIRS, target), timeout=30)
         codes = [pipeline.stop() for pipeline in shards]
     finally:

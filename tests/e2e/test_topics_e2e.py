@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from simulator import KrakenSimulator, Market
-from tests.e2e.test_candles import STARTED, candles_pipeline
+from tests.support.candles import candles_pipeline
 from tests.support.kafka import topics_on_broker
+from tests.support.pipeline import STARTED
 from tests.support.trades import PAIRS, trades_pipeline, wait_for_subscriptions
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,6 @@ import re
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,13 @@ from tests.support.trades import (
     wait_for_trades,
 )
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def market() -> Market:
-    market = Market([*PAIRS, "SOL/USD"], seed=7)
-    market.seed_history(count_per_pair=80, span_seconds=60)
-    return market
-
-
-@pytest.fixture
-def kraken(market: Market) -> Iterator[KrakenSimulator]:
-    with KrakenSimulator(market, rate=30.0, batch=3, heartbeat_interval=0.5) as sim:
-        yield sim
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.market(
+        [*PAIRS, "SOL/USD"], seed=7, seed_history={"count_per_pair": 80, "span_seconds": 60}
+    ),
+    pytest.mark.kraken(rate=30.0, batch=3, heartbeat_interval=0.5),
+]
 
 
 def test_trades_reach_the_topic_keyed_timed_and_filtered(

@@ -3,19 +3,14 @@ variables are its application's, with the deployment's overrides (descriptor 2.0
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from quixstreams.models import TopicConfig
-from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT, load_yaml
+
 QUIX_YAML = ROOT / "quix.yaml"
 MINUTE_MS = 60_000
-
-
-def load_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
 
 
 def app_yaml(application: str) -> dict[str, Any]:

@@ -11,9 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT
+
 TRADES_MAIN = ROOT / "pipelines" / "trades" / "main.py"
 CANDLES_MAIN = ROOT / "pipelines" / "candles" / "main.py"
+# What Quix Streams logs once an application runs (its topics exist: a consumer can subscribe).
+STARTED = r"The application started and is now processing"
 
 
 class PipelineProcess:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT
+
 SCHEMAS = ROOT / "schemas"
 
 

@@ -92,13 +92,15 @@ def last_ids(market: Market, pairs: tuple[str, ...] = PAIRS) -> dict[str, int]:
     return {pair: market.last(pair, 1)[-1].trade_id for pair in pairs}
 
 
-def wait_for_trades(market: Market, count: int, timeout: float = 30.0) -> dict[str, int]:
+def wait_for_trades(
+    market: Market, count: int, timeout: float = 30.0, pairs: tuple[str, ...] = PAIRS
+) -> dict[str, int]:
     """Let the simulator make `count` more trades per pair; return each pair's last trade_id."""
-    start = last_ids(market)
+    start = last_ids(market, pairs)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        last = last_ids(market)
-        if all(last[p] - start[p] >= count for p in PAIRS):
+        last = last_ids(market, pairs)
+        if all(last[p] - start[p] >= count for p in pairs):
             return last
         time.sleep(0.1)
     raise AssertionError("the simulator made too few trades")

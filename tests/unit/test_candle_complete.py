@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sources.candles import Continuity, add_trade, candle_record, is_trade, start_candle
 from tests.support.schemas import assert_valid
-from tests.unit.test_provenance_gaps import DictState
+from tests.support.state import DictState
 
 WINDOW = 1000
 

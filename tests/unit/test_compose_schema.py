@@ -23,8 +23,8 @@ from quixstreams.models import TopicConfig
 from ruamel.yaml import YAML
 
 from tests.support.descriptors import declared_topics
+from tests.support.repo import ROOT, load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 SCHEMA_PACKAGE = "check_jsonschema.builtin_schemas.vendor"
 SCHEMA_FILE = "compose-spec.json"
@@ -40,10 +40,6 @@ def compose_validator() -> Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
-
-
-def load_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
 
 
 def schema_errors(document: Any) -> list[str]:

@@ -1,86 +1,37 @@
-"""deploy/grafana: the dashboard shows what it promises, with valid PromQL on real metrics.
+"""deploy/grafana: the dashboard shows what it promises, on metrics the pipelines define.
 
 Grafana itself is not run here: the dashboard JSON is checked as Grafana's dashboard model
-(panels, grid, targets), every query is parsed by `promtool` (as recording rules), and every
-metric a panel or an alert names must be one the pipelines define (sources.observability).
+(panels, grid, targets), and every metric a panel or an alert names must be one the pipelines
+define (sources.observability). promtool parses every query in
+tests/component/test_dashboard.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
-from tests.unit.test_alerts import ALERTS, load_yaml, promtool, rules
+from tests.support.grafana import DASHBOARD, GRAFANA, PROMISES, dashboard, panel_queries, panels
+from tests.support.prometheus import ALERTS, rules
+from tests.support.repo import ROOT, load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-GRAFANA = ROOT / "deploy" / "grafana"
-DASHBOARD = GRAFANA / "dashboards" / "kraken-trades.json"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
 COMPOSE = ROOT / "compose.yaml"
 
-PAIR = '{pair=~"$pair"}'
-LATENCY = (
-    "histogram_quantile({q}, sum by (le) (rate(kraken_trades_publish_latency_seconds_bucket[1m])))"
-)
-# Panel title -> the queries it promises (issue 10), exactly as Grafana runs them.
-PROMISES = {
-    "Trades/s per pair": [f"sum by (pair) (rate(kraken_trades_published_total{PAIR}[1m]))"],
-    "Gaps found / repaired / unrepaired": [
-        f"sum by (pair) (increase(kraken_trades_gaps_{what}_total{PAIR}[5m]))"
-        for what in ("found", "repaired", "unrepaired")
-    ],
-    "Publish latency": [LATENCY.format(q=q) for q in ("0.5", "0.95", "0.99")],
-    "Seconds since last trade": [f"max by (pair) (kraken_trades_seconds_since_last_trade{PAIR})"],
-    "Reconnects": ["sum(increase(kraken_trades_reconnects_total[5m]))"],
-    "Held trades": [f"sum by (pair) (kraken_trades_held{PAIR})"],
-    "REST calls by outcome": ["sum by (outcome) (rate(kraken_trades_rest_calls_total[1m]))"],
-    "Broker": ["min(kraken_trades_broker_up)"],
-}
 PANEL_TYPES = {"row", "timeseries", "stat"}
-# Grafana's variables, replaced by a value of their kind before promtool parses a query.
-GRAFANA_VARIABLES = {
-    "$pair": ".*",
-    "$__range": "1h",
-    "$__rate_interval": "1m",
-    "$__interval": "15s",
-}
 # Series Prometheus makes itself, not the pipelines.
 PROMETHEUS_SERIES = {"up"}
 METRIC = re.compile(r"\b(kraken_[a-z0-9_]+)\b")
-
-
-@cache
-def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
-
-
-def panels() -> list[dict[str, Any]]:
-    return [p for p in dashboard()["panels"] if p["type"] != "row"]
 
 
 def panel(title: str) -> dict[str, Any]:
     found = [p for p in panels() if p["title"] == title]
     assert len(found) == 1, f"{len(found)} panels titled {title!r}"
     return found[0]
-
-
-def panel_queries() -> list[str]:
-    return [target["expr"] for p in panels() for target in p["targets"]]
-
-
-def filled_panel_queries() -> list[str]:
-    """The panels' queries with Grafana's variables replaced by values of their kind."""
-    queries = panel_queries()
-    for name, value in GRAFANA_VARIABLES.items():
-        queries = [query.replace(name, value) for query in queries]
-    return queries
 
 
 def alert_queries() -> list[str]:
@@ -164,28 +115,6 @@ def test_the_pair_variable_lists_the_pairs_that_trade() -> None:
     assert variable["type"] == "query" and variable["includeAll"] and variable["multi"]
     assert variable["allValue"] == ".*"
     assert "label_values(kraken_trades_published_total, pair)" in variable["definition"]
-
-
-def test_every_query_is_valid_promql(tmp_path: Path) -> None:
-    """promtool parses each query, as a recording rule, with Grafana's variables filled in."""
-    queries = filled_panel_queries()
-    assert not [q for q in queries if "$" in q], "a query uses a variable this test cannot fill"
-    document = {
-        "groups": [
-            {
-                "name": "dashboard",
-                "rules": [
-                    {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)
-                ],
-            }
-        ]
-    }
-    check = tmp_path / "dashboard_queries.yml"
-    with check.open("w", encoding="utf-8") as out:
-        YAML(typ="safe", pure=True).dump(document, out)
-    result = promtool("check", "rules", check, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(queries)} rules found" in result.stdout
 
 
 # --- metric names: the dashboard and the alerts use what the code defines -----------------

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import quixstreams
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT
+
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 FIRST_SCREEN_END = "<!-- end of the first screen -->"

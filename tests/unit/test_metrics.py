@@ -1,17 +1,14 @@
-"""Metrics and health logic without sockets: the source's sync from a real `Feed`, the
-dataframe's and the candles' counters, /healthz and /readyz answers, dead-process cleanup.
+"""Metrics and health logic without sockets or processes: the source's sync from a real `Feed`,
+the dataframe's and the candles' counters, /healthz and /readyz answers (the multiprocess
+directory, with real processes: tests/component/test_metrics_multiprocess.py).
 
 Each test gives its metrics a registry of its own and reads them back from it.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,26 +17,13 @@ from prometheus_client import CollectorRegistry
 
 from sources.kraken.feed import Feed, FeedConfig, Fetch
 from sources.kraken.session import SessionStats
-from sources.kraken.trade import Trade
 from sources.observability.health import BrokerProbe, Health, SourceState, read_source_state
 from sources.observability.metrics import CandlesMetrics, DataframeMetrics, SourceMetricSet
-from sources.observability.multiproc import live_gauge_pids, reap_dead_processes
 from sources.observability.server import MetricsServer
 from sources.observability.sync import SYNC_INTERVAL, SourceMetrics
 from sources.steps.dedupe import DropPublished
-
-PAIRS = ("BTC/USD", "ETH/USD")
-BASE_MS = 1_700_000_000_000
-
-
-def trade(trade_id: int, pair: str = "BTC/USD") -> Trade:
-    ms = BASE_MS + trade_id * 10
-    stamp = f"2023-11-14T22:13:{(ms // 1000) % 60:02d}.{ms % 1000:03d}000Z"
-    return Trade(pair, "buy", 100.0, 1.0, "limit", trade_id, stamp, ms)
-
-
-def trades(ids: range, pair: str = "BTC/USD") -> list[Trade]:
-    return [trade(i, pair) for i in ids]
+from tests.support.core import BASE_MS, PAIRS, trade, trades
+from tests.support.state import DictState
 
 
 @dataclass
@@ -229,28 +213,17 @@ def test_dataframe_counts_are_flushed_before_a_scrape() -> None:
     metrics.flush()
     assert registry.get_sample_value("kraken_trades_gap_events_total") == 2
     dedupe = DropPublished(on_dropped=metrics.count_duplicates)
-    state = FakeState()
+    state = DictState()
     dedupe([{"symbol": "BTC/USD", "trade_id": i} for i in (1, 2, 3)], state)
     dedupe([{"symbol": "BTC/USD", "trade_id": i} for i in (2, 3, 4)], state)
     labels = {"stage": "dataframe"}
     assert registry.get_sample_value("kraken_trades_duplicates_dropped_total", labels) == 2
 
 
-class FakeState:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-
 def test_dedupe_reports_nothing_when_nothing_is_dropped() -> None:
     dropped: list[int] = []
     dedupe = DropPublished(on_dropped=dropped.append)
-    state = FakeState()
+    state = DictState()
     dedupe([{"symbol": "BTC/USD", "trade_id": 1}], state)
     dedupe([{"symbol": "BTC/USD", "trade_id": 2}], state)
     assert dropped == []
@@ -357,63 +330,3 @@ def test_server_answers_200_or_503_from_the_metrics() -> None:
     assert server.healthz()[0] == 503
     assert read_source_state(registry.collect()).configured == 2
     assert b"kraken_trades_pairs_configured 2.0" in server.metrics()
-
-
-# --- the multiprocess directory -------------------------------------------------------
-
-
-def test_gauges_of_ended_processes_are_removed(tmp_path: Path) -> None:
-    dead = ended_pid()
-    for name in (
-        f"gauge_livemostrecent_{dead}.db",
-        f"gauge_livemostrecent_{os.getpid()}.db",
-        f"counter_{dead}.db",
-    ):
-        (tmp_path / name).write_bytes(b"")
-    assert live_gauge_pids(tmp_path) == {dead, os.getpid()}
-    assert reap_dead_processes(tmp_path) == [dead]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"counter_{dead}.db",  # counters of an ended process still count
-        f"gauge_livemostrecent_{os.getpid()}.db",
-    ]
-
-
-ENABLE = """
-import os
-import prometheus_client  # imported before: enable() must still switch to multiprocess mode
-from sources.observability.multiproc import ENV, enable
-path = enable()
-from sources.observability.metrics import DataframeMetrics
-DataframeMetrics().output_records.inc(3)
-print(path, os.environ[ENV], sorted(p.name for p in path.iterdir()))
-"""
-
-
-def test_enable_makes_a_fresh_directory_and_removes_those_of_killed_pipelines(
-    tmp_path: Path,
-) -> None:
-    dead = ended_pid()
-    orphan = tmp_path / f"kraken-metrics-{dead}-abc"
-    orphan.mkdir()
-    (orphan / "counter_1.db").write_bytes(b"")
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    run = subprocess.run(
-        [sys.executable, "-c", ENABLE], env=env, capture_output=True, text=True, check=True
-    )
-    path, env_path, files = run.stdout.split(" ", 2)
-    assert path == env_path and Path(path).parent == tmp_path
-    assert "counter_" in files  # the counter went to this process's file in the directory
-    assert not orphan.exists()
-    assert not Path(path).exists()  # removed at exit
-
-
-def ended_pid() -> int:
-    """The pid of a process that has ended."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(done.stdout)

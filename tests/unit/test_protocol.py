@@ -142,9 +142,11 @@ def test_malformed_frames(raw: str | bytes, reason: str) -> None:
     assert isinstance(event, Malformed) and reason in event.reason
 
 
-def test_malformed_excerpt_is_truncated() -> None:
+def test_malformed_excerpt_is_truncated_with_a_note_of_the_length() -> None:
     [event] = parse_frame("x" * 5000)
-    assert isinstance(event, Malformed) and len(event.excerpt) <= 201
+    assert isinstance(event, Malformed) and event.excerpt == "x" * 200 + "… (5000 chars)"
+    [event] = parse_frame(b"x" * 5000)
+    assert isinstance(event, Malformed) and event.excerpt == "x" * 200 + "… (5000 bytes)"
 
 
 def test_requests() -> None:

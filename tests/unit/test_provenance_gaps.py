@@ -20,21 +20,9 @@ from sources.steps.gaps import GapWriter, gap_timestamp_ms, is_trades
 from sources.steps.normalize import normalize_trades
 from tests.support.core import Driver, FakeRest, make_feed, trade, trades
 from tests.support.schemas import assert_valid
+from tests.support.state import DictState
 
 PAIRS = ("BTC/USD", "ETH/USD")
-
-
-class DictState:
-    """The part of Quix Streams' `State` the steps use."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
 
 
 # --- the reason of each kind of hole --------------------------------------------------------

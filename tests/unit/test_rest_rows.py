@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,8 +119,11 @@ def test_bad_rows_are_reported_never_raised(row: Any, trade_id: int | None, reas
 
 def test_long_rows_are_excerpted() -> None:
     assert isinstance(parse_trade_row("BTC/USD", with_field(5, "x" * 5000)), Trade)  # misc unread
-    bad = parse_trade_row("BTC/USD", ["x" * 5000, *ROW[1:]])
-    assert isinstance(bad, BadRow) and len(bad.excerpt) == 200 and bad.excerpt.endswith("...")
+    row = ["x" * 5000, *ROW[1:]]
+    bad = parse_trade_row("BTC/USD", row)
+    note = f"… ({len(orjson.dumps(row))} chars)"  # the row's length as JSON
+    assert isinstance(bad, BadRow) and bad.excerpt == orjson.dumps(row).decode()[:200] + note
+    assert len(bad.reason) < 300  # the value it quotes is cut too
 
 
 def test_extra_fields_are_tolerated() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,8 @@ from sources.app.shards import (
 )
 from sources.kraken.config import ConfigError
 from tests.support.descriptors import effective_variables
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 symbols = st.from_regex(r"[A-Z0-9]{1,8}/[A-Z0-9]{1,8}", fullmatch=True)
 pair_lists = st.lists(symbols, unique=True, max_size=60)
 
@@ -48,24 +46,6 @@ def test_a_pair_added_later_moves_no_other_pair(pairs: list[str], new: str, shar
     for shard in range(shards):
         grown = shard_pairs([*old, new], shard, shards)
         assert tuple(p for p in grown if p != new) == shard_pairs(old, shard, shards)
-
-
-def test_the_split_is_the_same_in_every_process() -> None:
-    """crc32, not Python's per-process salted hash()."""
-    pairs = [f"C{i}/USD" for i in range(40)]
-    code = f"from sources.app.shards import shard_of;print([shard_of(p, 3) for p in {pairs!r}])"
-    runs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2")
-    }
-    assert len(runs) == 1
-    assert runs == {f"{[shard_of(p, 3) for p in pairs]}\n"}
 
 
 def test_the_symbol_case_does_not_matter() -> None:

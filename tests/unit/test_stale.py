@@ -8,16 +8,15 @@ lets the snapshot that comes back tell a quiet pair from a silent subscription.
 from __future__ import annotations
 
 import random
-import time
-from collections import deque
 from itertools import pairwise
 
 import orjson
-import websocket
 
-from sources.kraken.backoff import Backoff, ReconnectPolicy
 from sources.kraken.feed import Feed, FeedConfig, Resubscribe
+from sources.kraken.protocol import TradeBatch, parse_frame
+from sources.kraken.schedule import ConnectSchedule
 from sources.kraken.session import KrakenSession, SessionStats
+from sources.kraken.subscriptions import Subscriptions
 from sources.kraken.trade import Trade
 from tests.support.core import PAIRS, Driver, FakeRest, trades
 
@@ -214,31 +213,7 @@ def test_a_check_that_could_not_go_out_is_not_answered_by_the_next_connection() 
     assert driver.feed.stats.probes_quiet == 1
 
 
-# --- the session's half: unsubscribe, subscribe with a snapshot; the backoff untouched ----
-
-
-class FakeSocket:
-    """What `KrakenSession` uses of a websocket-client connection: frames queued by the test."""
-
-    sock = None  # no read-ahead
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.frames: deque[str] = deque()
-
-    def send(self, text: str) -> None:
-        self.sent.append(orjson.loads(text))
-
-    def settimeout(self, timeout: float) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
-
-    def recv_data(self) -> tuple[int, str]:
-        if not self.frames:
-            raise websocket.WebSocketTimeoutException("timed out")
-        return websocket.ABNF.OPCODE_TEXT, self.frames.popleft()
+# --- the connection's half: unsubscribe, subscribe with a snapshot; the backoff untouched --
 
 
 def ack(method: str, symbol: str, req_id: int) -> str:
@@ -248,50 +223,63 @@ def ack(method: str, symbol: str, req_id: int) -> str:
     ).decode()
 
 
-def connected_session(pairs: tuple[str, ...]) -> tuple[KrakenSession, FakeSocket]:
-    session = KrakenSession("ws://test/v2", pairs, acknowledged=set(pairs), stats=SessionStats())
-    socket = FakeSocket()
-    session._ws = socket  # type: ignore[assignment]
-    session._last_message = time.monotonic()
-    session.subscribed = set(pairs)
-    return session, socket
+def receive(subscriptions: Subscriptions, frame: str) -> list[Trade]:
+    """One frame into the state machine, as `KrakenSession.read` hands it over: its trades."""
+    got: list[Trade] = []
+    for event in parse_frame(frame):
+        if isinstance(event, TradeBatch):
+            got.extend(event.trades)
+        else:
+            subscriptions.receive(event, 0.0)
+    return got
+
+
+def subscribed(pairs: tuple[str, ...]) -> Subscriptions:
+    """A connection's subscriptions with every pair acknowledged."""
+    subscriptions = Subscriptions(pairs)
+    subscriptions.opened(0.0, req_id=1)
+    for pair in pairs:
+        receive(subscriptions, ack("subscribe", pair, 1))
+    return subscriptions
 
 
 def test_resubscribe_unsubscribes_then_subscribes_with_a_snapshot_in_one_request_each() -> None:
-    session, socket = connected_session(PAIRS)
-    assert session.resubscribe(["ETH/USD", "BTC/USD", "SOL/USD"], req_id=7)  # SOL: not its pair
+    subscriptions = subscribed(PAIRS)
+    requests = subscriptions.resubscribe(["ETH/USD", "BTC/USD", "SOL/USD"], req_id=7)
+    assert requests  # SOL: not its pair
     params = {"channel": "trade", "symbol": ["ETH/USD", "BTC/USD"]}
-    assert socket.sent == [
+    assert [orjson.loads(r) for r in requests] == [
         {"method": "unsubscribe", "params": params, "req_id": 7},
         {"method": "subscribe", "params": {**params, "snapshot": True}, "req_id": 7},
     ]
-    socket.frames.extend([ack("unsubscribe", "ETH/USD", 7), ack("unsubscribe", "BTC/USD", 7)])
-    assert session.read(0.1) == [] and session.read(0.1) == []
-    assert session.subscribed == set(PAIRS)  # within a resubscribe: still counted subscribed
-    socket.frames.extend([ack("subscribe", "ETH/USD", 7), ack("subscribe", "BTC/USD", 7)])
-    session.read(0.1)
-    session.read(0.1)
-    assert session.subscribed == set(PAIRS)
-    assert not session.resubscribe(["SOL/USD"], req_id=8)  # none of its pairs
-    session.close()
+    assert receive(subscriptions, ack("unsubscribe", "ETH/USD", 7)) == []
+    assert receive(subscriptions, ack("unsubscribe", "BTC/USD", 7)) == []
+    assert subscriptions.subscribed == set(PAIRS)  # within a resubscribe: still counted subscribed
+    receive(subscriptions, ack("subscribe", "ETH/USD", 7))
+    receive(subscriptions, ack("subscribe", "BTC/USD", 7))
+    assert subscriptions.subscribed == set(PAIRS)
+    assert not subscriptions.resubscribe(["SOL/USD"], req_id=8)  # none of its pairs
+    session = KrakenSession("ws://test/v2", subscriptions, stats=SessionStats())
     assert not session.resubscribe(PAIRS, req_id=9)  # not connected
 
 
 def test_a_resubscribe_ack_does_not_reset_the_reconnect_backoff() -> None:
     """Only a connection that lasted `healthy_after` resets it; acks (a resubscribe's too)
     prove nothing, or a server that acks then drops would be hammered."""
-    policy = ReconnectPolicy(Backoff(initial=1.0, cap=60.0, rng=random.Random(3)), 30.0)
+    schedule = ConnectSchedule(1, spacing=0.0, healthy_after=30.0, rng=random.Random(3))
+    policy = schedule.policies[0]
     now = 0.0
     for _ in range(4):  # four connections that did not last
-        policy.connected(now)
-        now += 1.0 + policy.next_delay(now + 1.0)
+        assert schedule.next_to_open(now) == 0
+        schedule.opened(0, now)
+        now += 1.0 + schedule.lost(0, now + 1.0)
     assert policy.backoff.attempt == 4
-    session, socket = connected_session(PAIRS)
-    policy.connected(now)
-    session.resubscribe(["ETH/USD"], req_id=1_000_001)
-    socket.frames.extend([ack("unsubscribe", "ETH/USD", 1), ack("subscribe", "ETH/USD", 1)])
-    session.read(0.1)
-    session.read(0.1)
-    assert "ETH/USD" in session.subscribed and policy.backoff.attempt == 4
-    policy.next_delay(now + 5.0)  # dropped 5 s later: the backoff keeps growing
+    subscriptions = subscribed(PAIRS)
+    assert schedule.next_to_open(now) == 0
+    schedule.opened(0, now)
+    subscriptions.resubscribe(["ETH/USD"], req_id=1_000_001)
+    receive(subscriptions, ack("unsubscribe", "ETH/USD", 1))
+    receive(subscriptions, ack("subscribe", "ETH/USD", 1))
+    assert "ETH/USD" in subscriptions.subscribed and policy.backoff.attempt == 4
+    schedule.lost(0, now + 5.0)  # dropped 5 s later: the backoff keeps growing
     assert policy.backoff.attempt == 5 and policy.backoff.ceiling() == 32

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from sources.app.settings import TradesSettings
-from sources.app.variables import BROKER_SECURITY, CANDLES, TRADES, Variable
+from sources.app.variables import BROKER_SECURITY, CANDLES, TRADES, Variable, markdown_table
 from sources.candles.settings import CandlesSettings
 from tests.support.descriptors import ROOT, deployments, effective_variables, load_yaml
 
@@ -62,6 +62,8 @@ OTHER_VALUES = {
         "max_held": "10",
         "repair_timeout": "5",
         "max_held_mb": "64",
+        "max_ws_message_mb": "8",
+        "max_rest_body_mb": "32",
         "backfill_deadline": "6h",  # needs backfill_only; checked below with it
         "partitions": "6",
         "retention": "30d",
@@ -69,6 +71,7 @@ OTHER_VALUES = {
         "replication": "3",
         "processing_guarantee": "exactly-once",
         "metrics_port": "0",
+        "metrics_host": "127.0.0.1",
         "broker_timeout": "5",
         "stats_interval": "5",
         "transforms": "mod:func",
@@ -85,6 +88,7 @@ OTHER_VALUES = {
         "candle_seconds": "5",
         "grace_seconds": "1",
         "metrics_port": "0",
+        "metrics_host": "127.0.0.1",
         "replication": "2",
         "stats_interval": "5",
         "broker_timeout": "5",
@@ -159,6 +163,14 @@ def test_the_configuration_table_lists_every_variable_with_its_default(app: str)
     table = readme.split(marker, 1)[1].split("\n\n", 2)[1]
     rows = re.findall(r"^\| `([^`]+)` \| (?:`([^`]*)`|\*\(empty\)\*) \|", table, re.MULTILINE)
     assert rows == [(v.name, v.default) for v in APPS[app]]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_configuration_table_is_the_one_the_list_prints(app: str) -> None:
+    """Ranges included: `python -m sources.app.variables --markdown <app>` writes it."""
+    readme = (ROOT / "docs" / "configuration.md").read_text()
+    table = readme.split(f"<!-- variables: {app} -->\n\n", 1)[1].split("\n\n", 1)[0]
+    assert table.strip() == markdown_table(APPS[app])
 
 
 @pytest.mark.parametrize("app", APPS)
