@@ -18,27 +18,101 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   `SelfHealingStores` drops that store's local copy and recovers it from the changelog
   within the same assignment instead.
 
+Each of the three is a reach into Quix Streams' internals (no public way offers it), taken
+only because the bench measures it in seconds (docs/benchmark.md, "Start-up"), and each is
+guarded: `unexpected(reach)` compares the internals it relies on (`REACHES`: methods and
+their parameters) with the installed Quix Streams, and a reach that does not fit is left out
+(logged): the application then starts as Quix Streams starts it, slower but with every
+guarantee. They were checked with the Quix Streams versions in `CHECKED_WITH`, and
+`tests/unit/test_quick_start.py` fails when one no longer fits.
+
 `QuickStart` is mixed into the pipelines' `Application` (`topic_manager.PipelineApplication`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from confluent_kafka import TopicPartition
 from quixstreams import Application
 from quixstreams.sources.base import manager as source_manager
-from quixstreams.sources.base.manager import SourceProcess
+from quixstreams.sources.base.manager import SourceManager, SourceProcess
 from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
-__all__ = ["PromptRecovery", "QuickStart", "SelfHealingStores"]
+__all__ = [
+    "CHECKED_WITH",
+    "REACHES",
+    "PromptRecovery",
+    "QuickStart",
+    "SelfHealingStores",
+    "unexpected",
+]
 
 logger = logging.getLogger(__name__)
 
+CHECKED_WITH = ">=3.28,<=3.28.1"  # the Quix Streams versions these reaches were checked with
+
 RECOVERY_POLL = 0.05  # seconds a recovery's poll waits for a changelog record
-MAIN_LOOP_POLL = 0.1  # seconds the main loop's poll waits for a record
+MAIN_LOOP_POLL = 0.1  # seconds the main loop's poll waits for a record (a public argument)
+
+# Each reach: the Quix Streams methods it overrides or calls, with their parameter names.
+REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
+    "start with the join": (
+        (Application, "_run_dataframe", ("self", "sink")),
+        (Application, "_on_assign", ("self", "_", "topic_partitions")),
+        (SourceManager, "start_sources", ("self",)),
+    ),
+    "prompt recovery": (
+        (
+            RecoveryManager,
+            "__init__",
+            ("self", "consumer", "topic_manager", "broker_availability_timeout"),
+        ),
+        (RecoveryManager, "_get_position_with_cache", ("self", "rp")),
+        (RecoveryManager, "_prime_changelog_partition", ("self", "rp")),
+        (SourceProcess, "_recover_state", ("self", "source")),
+    ),
+    "rebuild in place": (
+        (
+            StateStoreManager,
+            "on_partition_assign",
+            ("self", "stream_id", "partition", "committed_offsets"),
+        ),
+        (StateStoreManager, "on_partition_revoke", ("self", "stream_id", "partition")),
+        (StateStoreManager, "destroy_partition_state", ("self", "stream_id", "partition")),
+    ),
+}
+
+
+def unexpected(reach: str) -> list[str]:
+    """What of `REACHES[reach]` the installed Quix Streams does not have as expected
+    (empty: the reach fits)."""
+    found = []
+    for owner, name, parameters in REACHES[reach]:
+        method = getattr(owner, name, None)
+        try:
+            actual = tuple(inspect.signature(method).parameters) if callable(method) else None
+        except (TypeError, ValueError):
+            actual = None
+        if actual != parameters:
+            found.append(f"{owner.__name__}.{name}{parameters} (found: {actual})")
+    return found
+
+
+def _fits(reach: str) -> bool:
+    """True when the reach fits this Quix Streams; else says so."""
+    missing = unexpected(reach)
+    if missing:
+        logger.warning(
+            "Quix Streams is not as %r expects (checked with %s): %s; starting without it",
+            reach,
+            CHECKED_WITH,
+            "; ".join(missing),
+        )
+    return not missing
 
 
 class PromptRecovery(RecoveryManager):
@@ -115,16 +189,21 @@ class PromptSourceProcess(SourceProcess):
 
 class QuickStart(Application):
     """An `Application` that starts its sources with the group join, recovers state
-    promptly, and rebuilds a store that is ahead of its changelog in place."""
+    promptly, and rebuilds a store that is ahead of its changelog in place (each where it
+    fits this Quix Streams: see the module)."""
 
     def __init__(self, **kwargs: Any) -> None:
         # the assignment callback runs inside the main loop's poll, which then waits out its
         # timeout (Quix Streams: 1 s) before a state recovery can start
         kwargs.setdefault("consumer_poll_timeout", MAIN_LOOP_POLL)
         super().__init__(**kwargs)
-        state = self._state_manager
-        state.__class__ = SelfHealingStores
-        if type(getattr(state, "_recovery_manager", None)) is RecoveryManager:
+        self._starts_with_join = _fits("start with the join")
+        self._prompt_recovery = _fits("prompt recovery")
+        state = getattr(self, "_state_manager", None)
+        if type(state) is StateStoreManager and _fits("rebuild in place"):
+            state.__class__ = SelfHealingStores
+        recovery = getattr(state, "_recovery_manager", None)
+        if self._prompt_recovery and type(recovery) is RecoveryManager:
             state._recovery_manager = PromptRecovery(  # as Quix Streams makes its own
                 consumer=self._consumer,
                 topic_manager=self._topic_manager,
@@ -133,21 +212,23 @@ class QuickStart(Application):
 
     def add_source(self, source: Any, topic: Any = None) -> Any:
         topic = super().add_source(source, topic)
-        for process in self._source_manager.processes:
-            if type(process) is SourceProcess:
-                process.__class__ = PromptSourceProcess
+        if self._prompt_recovery:
+            for process in self._source_manager.processes:
+                if type(process) is SourceProcess:
+                    process.__class__ = PromptSourceProcess
         return topic
 
     def _run_dataframe(self, sink: Any = None) -> None:
-        if self.config.auto_offset_reset == "earliest":
+        if self._starts_with_join and self.config.auto_offset_reset == "earliest":
             # the consumer reads whatever the source produces meanwhile (see the module)
             self._source_manager.start_sources()
         super()._run_dataframe(sink)
 
-    def _on_assign(self, consumer: Any, topic_partitions: list[TopicPartition]) -> None:
-        if topic_partitions:  # the group join is over (the bench times start-ups by this line)
+    def _on_assign(self, *args: Any, **kwargs: Any) -> None:
+        partitions = args[1] if self._starts_with_join and len(args) == 2 else None
+        if partitions:  # the group join is over (the bench times start-ups by this line)
             logger.info(
                 "Partitions assigned: %s",
-                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in topic_partitions),
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
             )
-        super()._on_assign(consumer, topic_partitions)
+        super()._on_assign(*args, **kwargs)

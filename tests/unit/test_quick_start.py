@@ -14,11 +14,14 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from quixstreams.state import StateStoreManager
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
+from sources.app import quick_start
 from sources.app.quick_start import (
+    REACHES,
     RECOVERY_POLL,
     PromptRecovery,
     PromptSourceProcess,
     SelfHealingStores,
+    unexpected,
 )
 from sources.app.topic_manager import PipelineApplication
 
@@ -57,6 +60,36 @@ def test_from_the_latest_offset_the_source_waits_for_the_assignment(
     """A consumer reading from the latest offset would miss what a source produced before
     its assignment: Quix Streams' order stays (the source starts in the assign callback)."""
     assert _calls_until_subscribed("latest", monkeypatch) == ["subscribe"]
+
+
+@pytest.mark.parametrize("reach", sorted(REACHES))
+def test_each_reach_into_quix_streams_fits_the_installed_version(reach: str) -> None:
+    """Fails when Quix Streams changes an internal a reach relies on (see CHECKED_WITH)."""
+    assert unexpected(reach) == []
+
+
+def test_a_reach_that_does_not_fit_is_left_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another Quix Streams: the application starts as Quix Streams starts it."""
+    from quixstreams.state import RecoveryManager
+
+    changed = {name: ((StateStoreManager, "no_such_method", ("self",)),) for name in REACHES}
+    monkeypatch.setattr(quick_start, "REACHES", changed)
+    app = PipelineApplication(broker_address="127.0.0.1:1", consumer_group="g")
+    assert type(app._state_manager) is StateStoreManager
+    assert type(app._state_manager._recovery_manager) is RecoveryManager
+    assert "starting without it" in caplog.text
+    calls: list[str] = []
+    monkeypatch.setattr(app._source_manager, "start_sources", lambda: calls.append("start"))
+
+    def subscribe(*args: Any, **kwargs: Any) -> None:
+        raise _Subscribed
+
+    monkeypatch.setattr(app._consumer, "subscribe", subscribe)
+    with pytest.raises(_Subscribed):
+        app._run_dataframe()
+    assert calls == []  # the source waits for the assignment, as in Quix Streams
 
 
 def test_the_application_and_its_sources_recover_state_promptly() -> None:
