@@ -6,8 +6,9 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   consumer reading from the *latest* offset cannot miss what the source produced; the join
   takes seconds (the broker holds it: Tansu for half the session timeout, Kafka and Redpanda
   for `group.initial.rebalance.delay.ms`). These applications read from the *earliest*
-  offset (or their committed one), so the source starts with the join instead: its process
-  start and its state recovery happen while the broker holds the join;
+  offset (or their committed one), so the source starts with the join instead (in
+  at-least-once mode): its process start and its state recovery happen while the broker
+  holds the join;
 - ends a state recovery only after a consumer poll of a whole second came back empty, and
   then judges the position it cached up to a second before: a recovery of a few records
   takes one to two seconds. `PromptRecovery` polls briefly and reads the position afresh;
@@ -219,8 +220,17 @@ class QuickStart(Application):
         return topic
 
     def _run_dataframe(self, sink: Any = None) -> None:
-        if self._starts_with_join and self.config.auto_offset_reset == "earliest":
-            # the consumer reads whatever the source produces meanwhile (see the module)
+        config = self.config
+        if (
+            self._starts_with_join
+            and config.auto_offset_reset == "earliest"
+            and config.processing_guarantee == "at-least-once"
+        ):
+            # the consumer reads whatever the source produces meanwhile (see the module).
+            # Not in exactly-once mode: an exactly-once application stopped during its join
+            # with its source running, then started again, never got its assignment on Tansu
+            # (tests/e2e/test_gapfree_e2e.py::test_exactly_once_across_a_restart; cause not
+            # found): there the source starts after the assignment, as in Quix Streams.
             self._source_manager.start_sources()
         super()._run_dataframe(sink)
 

@@ -30,9 +30,14 @@ class _Subscribed(Exception):
     """Ends `_run_dataframe` once the consumer subscribed (no broker is needed)."""
 
 
-def _calls_until_subscribed(offset_reset: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _calls_until_subscribed(
+    offset_reset: str, monkeypatch: pytest.MonkeyPatch, guarantee: str = "at-least-once"
+) -> list[str]:
     app = PipelineApplication(
-        broker_address="127.0.0.1:1", consumer_group="g", auto_offset_reset=offset_reset
+        broker_address="127.0.0.1:1",
+        consumer_group="g",
+        auto_offset_reset=offset_reset,
+        processing_guarantee=guarantee,
     )
     calls: list[str] = []
     monkeypatch.setattr(app._source_manager, "start_sources", lambda: calls.append("start"))
@@ -90,6 +95,14 @@ def test_a_reach_that_does_not_fit_is_left_out(
     with pytest.raises(_Subscribed):
         app._run_dataframe()
     assert calls == []  # the source waits for the assignment, as in Quix Streams
+
+
+def test_in_exactly_once_mode_the_source_waits_for_the_assignment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started with the join, a restarted exactly-once application never got its assignment
+    on Tansu (see `QuickStart._run_dataframe`)."""
+    assert _calls_until_subscribed("earliest", monkeypatch, "exactly-once") == ["subscribe"]
 
 
 def test_the_application_and_its_sources_recover_state_promptly() -> None:
