@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run tail test test-unit test-fast lint demo candles bench clean
+.PHONY: setup run tail test test-unit test-fast lint demo candles bench audit clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,10 @@ test: $(VENV)/.installed-test
 
 ## The fast tiers while you work: unit (seconds), then unit + component.
 test-unit: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q --hypothesis-profile=quick
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit tests/component -q
+	$(PY) -m pytest tests/unit tests/component -q --hypothesis-profile=quick
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
@@ -50,6 +50,10 @@ demo: $(VENV)/.installed-simulator $(VENV)/.installed-local
 ## Benchmark: the pipeline vs a direct loop vs the producer ceiling (writes bench/results/latest.md).
 bench: $(VENV)/.installed-bench
 	$(PY) -m bench
+
+## Audit a trades topic (docs/audit.md), e.g. make audit ARGS="--since 1d --verify-rest".
+audit: $(VENV)/.installed-local
+	$(PY) -m sources.audit $(ARGS)
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .ruff_cache .hypothesis

@@ -10,6 +10,10 @@ trades/s spread over them, a flood; and the time until every pair is subscribed)
 2-pair figures. `--many-pairs` runs only that part (writes `bench/results/many_pairs.md`);
 `--sizing` measures CPU and memory at 2, 10, 100, 500 and 1,000 pairs (`bench/sizing.py`).
 
+Then the audit (`bench/audit.py`): its read rate beside a plain consumer's on one topic of
+5,000,000 trades, and its peak RSS at 1,000,000 and 5,000,000 trades. `--audit` runs only that
+part (writes `bench/results/audit.md`); `--audit-trades 0` skips it.
+
 `--soak SECONDS` instead runs the pipeline and the direct loop side by side at 1,000 trades/s
 each for that long, reading CPU (Python vs native threads), RSS and delivery every 15 s, and
 the broker's CPU (`bench/soak.py`; writes `bench/results/soak.{md,csv,png}`).
@@ -32,6 +36,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+from bench.audit import AUDIT_FIRST, AUDIT_RUNS, AUDIT_TRADES, run_audit_bench
 from bench.contenders import CONTENDERS, ROOT, TRADES_MAIN, Target
 from bench.many_pairs import MANY_PAIRS, many_pairs_markdown, many_pairs_plan, run_many_pairs
 from bench.report import Summary, frames_markdown, machine, markdown, summarize
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.startup:
             _emit(_startup(args, target, machine(broker_name)), RESULTS / "startup.md")
             return 0
+        if args.audit:
+            _emit(_audit(args, broker, machine(broker_name)), RESULTS / "audit.md")
+            return 0
         plan = Plan(
             rates=tuple(float(r) for r in args.rates.split(",")),
             rate_seconds=args.rate_seconds,
@@ -123,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             startup = _startup(args, target, None)
             _emit(startup, RESULTS / "startup.md", echo=False)
             report += "\n" + startup
+        if args.audit_trades > 0:
+            audit = _audit(args, broker, machine(broker_name))
+            _emit(audit, RESULTS / "audit.md", echo=False)
+            report += "\n" + audit
         _emit(report, RESULTS / "latest.md")
     return 0
 
@@ -180,6 +192,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=STARTUP_RUNS,
         help=f"rounds of the start-up times ({STARTUP_RUNS}; 0 skips them)",
+    )
+    parser.add_argument(
+        "--audit", action="store_true", help="only the audit's read rate and memory"
+    )
+    parser.add_argument(
+        "--audit-trades",
+        type=int,
+        default=AUDIT_TRADES,
+        help=f"trades in the audit's topic ({AUDIT_TRADES:,}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--audit-first",
+        type=int,
+        default=AUDIT_FIRST,
+        help=f"trades of the audit's smaller read, for its memory ({AUDIT_FIRST:,})",
+    )
+    parser.add_argument(
+        "--audit-runs", type=int, default=AUDIT_RUNS, help="reads per reader (audit)"
     )
     parser.add_argument(
         "--sizing", action="store_true", help="instead: CPU and memory by number of pairs"
@@ -326,6 +356,18 @@ def _startup(args: argparse.Namespace, target: Target, machine_line: str | None)
         progress=lambda text: print(text, file=sys.stderr, flush=True),
     )
     return startup_markdown(results, machine_line=machine_line)
+
+
+def _audit(args: argparse.Namespace, broker: str, machine_line: str) -> str:
+    """The audit's part: read rate beside a plain consumer's, peak RSS at two sizes."""
+    return run_audit_bench(
+        broker,
+        machine_line,
+        trades=args.audit_trades,
+        first=min(args.audit_first, args.audit_trades),
+        runs=args.audit_runs,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
 
 
 def _emit(report: str, path: Path, *, echo: bool = True) -> None:

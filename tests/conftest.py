@@ -16,9 +16,11 @@ import pytest
 from simulator import KrakenSimulator, Market
 from sources.app.startup import quiet_third_party_warnings
 from sources.broker import EmbeddedBroker
+from tests.support.examples import register_profiles
 from tests.support.kafka import filters_aborted_transactions, free_port
 
 quiet_third_party_warnings()  # before any test module imports Quix Streams
+register_profiles()  # Hypothesis: thorough by default, quick in the fast tiers (Makefile)
 
 TIERS = ("unit", "component", "e2e")
 

@@ -16,15 +16,23 @@ import math
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..kraken.config import parse_pairs
 
-if TYPE_CHECKING:
-    from .variables import Variable
+
+class Variable(Protocol):
+    """What a kind reads of the variable it parses (`variables.Variable` has it all)."""
+
+    name: str
+    low: float | None
+    high: float | None
+    options: tuple[str, ...]
+
 
 __all__ = [
+    "AUTO_OR_INTEGER",
     "BOOL",
     "BROKERS",
     "CHOICE",
@@ -33,6 +41,7 @@ __all__ = [
     "HTTP_URL",
     "INTEGER",
     "MODULES",
+    "MOMENT",
     "NAME",
     "NUMBER",
     "PAIRS",
@@ -155,6 +164,13 @@ class _Integer(Kind):
         if not _INTEGER.fullmatch(text):
             raise Invalid()
         return int(_within(int(text), variable))
+
+
+class _AutoOrInteger(_Integer):
+    """`auto` -> None (the app decides), or a whole number in the range."""
+
+    def parse(self, text: str, variable: Variable) -> int | None:
+        return None if text.lower() == "auto" else super().parse(text, variable)
 
 
 class _Number(Kind):
@@ -338,6 +354,9 @@ SINCE = _Since(
     "a duration up to {high} (7d, 12h, 30m) or an ISO-8601 time in the past (UTC if no zone)",
     ranged=True,
 )
+# read by its app (the audit's `since`/`until`: relative to the moment it starts)
+MOMENT = _Text("now, a duration before now (7d, 12h, 30m) or an ISO-8601 time (UTC if no zone)")
+AUTO_OR_INTEGER = _AutoOrInteger("auto, or a whole number from {low} to {high}", ranged=True)
 CHOICE = _Choice("")
 BOOL = _Bool("true or false (also 1/0, yes/no, on/off)")
 WS_URL = _Url("a ws:// or wss:// URL", ("ws", "wss"))

@@ -15,6 +15,7 @@ from quixstreams.kafka import ConnectionConfig
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from ..broker import wait_for_broker
+from ..kraken.quix_internals import has_assignment
 from .broker_security import BrokerSecurity
 
 __all__ = ["broker_address", "broker_connection", "on_quix_cloud", "run_application"]
@@ -141,11 +142,7 @@ class AssignmentWatchdog:
         self._timer.start()
 
     def _check(self) -> None:
-        try:
-            assigned = bool(self.app._consumer.assignment())  # Quix Streams 3.28: no public one
-        except Exception:  # a consumer being closed: nothing to watch any more
-            return
-        if not assigned:
+        if has_assignment(self.app) is False:  # None: a consumer being closed, nothing to watch
             self.fired = True
             logger.warning("No partition assigned since the restart: starting over again")
             self.app.stop()

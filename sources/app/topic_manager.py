@@ -10,7 +10,11 @@ as soon as the broker has the topic; and the topics the application only reads
 settings of this app's choosing.
 
 `PipelineApplication` installs the policy where Quix Streams builds its topic managers (the
-application's and each source's), on a plain broker and on Quix Cloud alike.
+application's and each source's), on a plain broker and on Quix Cloud alike. Quix Streams
+offers no public hook for this: the policy overrides its topic managers' private methods
+(`_get_topic_manager`, `_create_topic`, `_get_or_create_broker_topic`), checked with the
+Quix Streams versions in `quix_internals.CHECKED_WITH` (`tests/unit/test_topic_policy.py`
+pins their shape); a manager of a type it does not know keeps Quix Streams' own policy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from quixstreams.models.topics import Topic, TopicConfig, TopicManager
 from quixstreams.models.topics.exceptions import CreateTopicFailure, TopicNotFoundError
 from quixstreams.platforms.quix import QuixTopicManager
 
+from ..kraken.quix_internals import CHECKED_WITH
 from .quick_start import QuickStart
 
 __all__ = ["BROKER_DEFAULT", "BrokerTopics", "CloudTopics", "PipelineApplication"]
@@ -175,7 +180,16 @@ class PipelineApplication(QuickStart):
         # Quix Streams builds one manager for the application and one per source here (the
         # source's travels to its process): each becomes its policy-following subclass.
         manager = super()._get_topic_manager()
-        manager.__class__ = _WITH_POLICY[type(manager)]
+        policy = _WITH_POLICY.get(type(manager))
+        if policy is None:  # another Quix Streams: its own policy, said once
+            logger.warning(
+                "Topic manager %s unknown (checked with quixstreams%s): topics are created "
+                "with Quix Streams' own settings",
+                type(manager).__name__,
+                CHECKED_WITH,
+            )
+            return manager
+        manager.__class__ = policy
         manager.replication = self.replication
         manager.never_create = self.never_create
         return manager

@@ -14,11 +14,27 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..kraken.config import MAX_BODY, MAX_MESSAGE, ConfigError
+from ..kraken.config import (
+    KRAKEN_REST_URL,
+    KRAKEN_WS_URL,
+    MAX_BODY,
+    MAX_MESSAGE,
+    ConfigError,
+    FeedConfig,
+    SourceConfig,
+)
 from . import kinds
 from .kinds import Invalid, Kind
 
-__all__ = ["BROKER_SECURITY", "CANDLES", "DEPRECATED", "TRADES", "Variable", "markdown_table"]
+__all__ = [
+    "AUDIT",
+    "BROKER_SECURITY",
+    "CANDLES",
+    "DEPRECATED",
+    "TRADES",
+    "Variable",
+    "markdown_table",
+]
 
 
 @dataclass(frozen=True)
@@ -97,10 +113,17 @@ DAY = 86400.0
 YEAR = 365 * DAY
 
 
+def _text(value: bool | float) -> str:
+    """A default of the code (`kraken/config.py`) as a variable's text: each default once."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 # shared by both pipelines
 STATS_INTERVAL = Variable(
     "stats_interval",
-    "30",
+    _text(SourceConfig.stats_interval),
     "Seconds between two summary lines in the log",
     kind=kinds.SECONDS,
     low=1,
@@ -263,20 +286,20 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "kraken_ws_url",
-        "wss://ws.kraken.com/v2",
+        KRAKEN_WS_URL,
         "Kraken WebSocket API v2 endpoint",
         kind=kinds.WS_URL,
     ),
     Variable(
         "snapshot",
-        "true",
+        _text(SourceConfig.snapshot),
         "Ask for the last 50 trades per pair on every (re)subscribe (true/false)",
         options=YES_NO,
         kind=kinds.BOOL,
     ),
     Variable(
         "heartbeat_timeout",
-        "10",
+        _text(SourceConfig.heartbeat_timeout),
         "Seconds without any message before the connection is reopened",
         kind=kinds.SECONDS,
         low=1,
@@ -284,7 +307,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_pairs_per_connection",
-        "100",
+        _text(SourceConfig.max_pairs_per_connection),
         "Most pairs on one WebSocket connection; more pairs open more connections",
         kind=kinds.INTEGER,
         low=1,
@@ -292,7 +315,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "subscribe_batch",
-        "50",
+        _text(SourceConfig.subscribe_batch),
         "Most symbols in one subscribe request",
         kind=kinds.INTEGER,
         low=1,
@@ -300,7 +323,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "stale_after",
-        "120",
+        _text(FeedConfig.stale_after),
         "Seconds without a trade before a pair's subscription is checked (resubscribe); 0: never",
         kind=kinds.SECONDS_OR_NEVER,
         low=1,
@@ -308,7 +331,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "kraken_rest_url",
-        "https://api.kraken.com",
+        KRAKEN_REST_URL,
         "Kraken REST API, to repair gaps and backfill",
         kind=kinds.HTTP_URL,
     ),
@@ -323,7 +346,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "backfill_only",
-        "false",
+        _text(SourceConfig.backfill_only),
         "With backfill_since: publish the history up to now, then exit (0 only if complete)",
         options=YES_NO,
         kind=kinds.BOOL,
@@ -338,7 +361,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_gap",
-        "0",
+        _text(FeedConfig.max_gap),
         "Opt-in cap: a gap of more trades is reported, not repaired (0: repair any gap)",
         kind=kinds.INTEGER,
         low=0,
@@ -346,7 +369,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_held",
-        "100000",
+        _text(FeedConfig.max_held),
         "Most live trades held per pair behind a repair; past it REST fetches them instead",
         kind=kinds.INTEGER,
         low=1,
@@ -354,7 +377,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_held_mb",
-        "128",
+        _text(FeedConfig.max_held_bytes // 2**20),
         "Most memory (MiB) for live trades held behind repairs, all pairs (~480 B a trade)",
         kind=kinds.INTEGER,
         low=1,
@@ -362,7 +385,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "repair_timeout",
-        "60",
+        _text(FeedConfig.repair_timeout),
         "Seconds a REST request may take before it is asked again (a repair never gives up)",
         kind=kinds.SECONDS,
         low=1,
@@ -370,7 +393,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_ws_message_mb",
-        str(MAX_MESSAGE // 2**20),
+        _text(MAX_MESSAGE // 2**20),
         "Largest WebSocket message read (MiB); a larger one is an ERROR and a reconnect",
         kind=kinds.INTEGER,
         low=1,
@@ -378,7 +401,7 @@ TRADES: tuple[Variable, ...] = (
     ),
     Variable(
         "max_rest_body_mb",
-        str(MAX_BODY // 2**20),
+        _text(MAX_BODY // 2**20),
         "Largest REST answer read (MiB); a larger one is a failed call, asked again",
         kind=kinds.INTEGER,
         low=1,
@@ -404,7 +427,7 @@ TRADES: tuple[Variable, ...] = (
     REPLICATION,
     Variable(
         "decimal_strings",
-        "false",
+        _text(SourceConfig.decimal_strings),
         "true: price and volume as exact decimal strings instead of JSON numbers",
         options=YES_NO,
         kind=kinds.BOOL,
@@ -484,6 +507,100 @@ CANDLES: tuple[Variable, ...] = (
     *BROKER_SECURITY,
 )
 
+# The audit (pipelines/audit, `python -m sources.audit`): each variable is also a command-line
+# option of the same name (`gaps_input` -> `--gaps-input`), which wins over the variable.
+# The audit reads `pairs`, `since` and `until` itself (its own pairs selection and times);
+# the rest with `Variable.parse`.
+AUDIT: tuple[Variable, ...] = (
+    Variable("input", "trades", "Topic of the trades to audit", "InputTopic", kind=kinds.NAME),
+    Variable(
+        "gaps_input",
+        "gaps",
+        "Topic of the pipeline's gap events, which explain holes (skipped if it does not exist)",
+        "InputTopic",
+        kind=kinds.NAME,
+    ),
+    Variable(
+        "pairs",
+        "all",
+        "Pairs to audit: Kraken v2 symbols or patterns (BTC/USD, */USD, BTC/*), or all",
+        kind=kinds.PAIRS,
+    ),
+    Variable(
+        "since",
+        "",
+        "Audit trades from this time on: a duration before now (7d, 12h, 30m) or an ISO-8601 time",
+        kind=kinds.MOMENT,
+    ),
+    Variable(
+        "until",
+        "",
+        "Audit trades up to this time (same forms); empty: to the topic's end",
+        kind=kinds.MOMENT,
+    ),
+    Variable(
+        "verify_rest",
+        "false",
+        "true: compare every trade with Kraken's REST Trades and check each hole there",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "kraken_rest_url",
+        KRAKEN_REST_URL,
+        "Kraken REST API, for verify_rest",
+        kind=kinds.HTTP_URL,
+    ),
+    Variable(
+        "rest_interval",
+        "1",
+        "Seconds between two Kraken REST calls (Kraken allows ~1/s)",
+        kind=kinds.SECONDS,
+        low=0.001,
+        high=3600,
+    ),
+    Variable(
+        "idle_timeout",
+        "3",
+        "Seconds without a new record after which the topic counts as read to its end",
+        kind=kinds.SECONDS,
+        low=0.1,
+        high=DAY,
+    ),
+    Variable(
+        "strict",
+        "false",
+        "true: explained holes (with a gap event) fail the audit too",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "json",
+        "false",
+        "true: print the report as JSON instead of tables",
+        options=YES_NO,
+        kind=kinds.BOOL,
+    ),
+    Variable(
+        "max_findings",
+        "1000",
+        "Most findings listed per pair and kind (all are counted)",
+        kind=kinds.INTEGER,
+        low=1,
+        high=10**9,
+    ),
+    Variable(
+        "workers",
+        "auto",
+        "Processes reading the partitions: a number, or auto (by partitions and CPUs)",
+        kind=kinds.AUTO_OR_INTEGER,
+        low=1,
+        high=1024,
+    ),
+    LOGLEVEL,
+    BROKER_ADDRESS,
+)
+
 # Settings that are read no more: name -> what to do instead (a WARNING at start says it).
 DEPRECATED: dict[str, str] = {
     "repair_attempts": "a repair never gives up on its own now (waits are reported instead: "
@@ -501,7 +618,7 @@ def markdown_table(variables: tuple[Variable, ...]) -> str:
     return "\n".join(rows)
 
 
-PIPELINES = {"trades": TRADES, "candles": CANDLES}
+PIPELINES = {"trades": TRADES, "candles": CANDLES, "audit": AUDIT}
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .schedule import CONNECT_SPACING
+
 __all__ = [
     "ALL",
     "HELD_TRADE_BYTES",
@@ -87,6 +89,8 @@ HELD_TRADE_BYTES = 480
 # Size limits (`limits.py`). Kraken's largest WebSocket message we read is the instrument
 # snapshot (every pair, some 0.5 MiB); a trade message of thousands of trades is far smaller.
 # `AssetPairs` (every pair with its fee tiers) is about 1.5 MiB; a `Trades` page some 100 KiB.
+KRAKEN_WS_URL = "wss://ws.kraken.com/v2"  # Kraken's WebSocket API v2
+KRAKEN_REST_URL = "https://api.kraken.com"  # Kraken's REST API
 MAX_MESSAGE = 4 * 2**20
 MAX_BODY = 16 * 2**20
 
@@ -181,15 +185,15 @@ class SourceConfig:
     pairs: tuple[str, ...]
     optional_pairs: frozenset[str] = frozenset()
     name: str = "kraken-trades"
-    ws_url: str = "wss://ws.kraken.com/v2"
-    rest_url: str | None = "https://api.kraken.com"
+    ws_url: str = KRAKEN_WS_URL
+    rest_url: str | None = KRAKEN_REST_URL
     snapshot: bool = True
     decimal_strings: bool = False
     heartbeat_timeout: float = 10.0
     connect_timeout: float = 10.0
     max_backoff: float = 60.0
     healthy_after: float = 30.0
-    connect_spacing: float = 1.0
+    connect_spacing: float = CONNECT_SPACING
     max_pairs_per_connection: int = 100
     subscribe_batch: int = 50
     rest_min_interval: float = FeedConfig.rest_interval

@@ -33,7 +33,7 @@ from typing import Any
 
 import websocket
 
-from .limits import DEFAULT_MAX_MESSAGE
+from .config import SourceConfig
 from .schedule import CONNECT_SPACING, ConnectSchedule
 from .session import ConnectionLost, KrakenSession, SessionStats
 from .subscriptions import SUBSCRIBE_INTERVAL, Subscriptions, chunked
@@ -201,74 +201,53 @@ class _Poller:
 class ConnectionGroup:
     """The pairs over `ceil(len(pairs) / max_pairs_per_connection)` connections, read as one.
 
-    :param url: the WebSocket endpoint.
-    :param pairs: the v2 symbols to stream.
+    :param config: the source's settings; the group reads its part of them: `ws_url`,
+        `pairs`, `optional_pairs` (from `all` or a pattern: one Kraken refuses is left out,
+        logged, not fatal), `snapshot`, `decimal_strings`, `connect_timeout`,
+        `heartbeat_timeout`, `max_message`, `max_pairs_per_connection`, `subscribe_batch`,
+        and the connect schedule's `connect_spacing`, `max_backoff`, `healthy_after`.
     :param stats: counters shared by every connection (malformed, reconnects, connections).
-    :param max_pairs_per_connection: most pairs on one connection.
-    :param subscribe_batch: most symbols in one subscribe request.
-    :param optional: pairs from `all` or a pattern: one Kraken refuses is left out (logged),
-        not fatal (`SubscriptionRejected` is raised only for the others).
-    :param snapshot: ask for the last 50 trades of each pair on subscribing.
-    :param exact, connect_timeout, max_message: as `KrakenSession`'s.
-    :param heartbeat_timeout: seconds without any message before a connection is dropped.
-    :param max_backoff: the cap of each connection's reconnect delay, seconds.
-    :param healthy_after: seconds a connection must last before its backoff starts over.
-    :param connect_spacing: seconds between two connection attempts of the group, at least.
-    :param subscribe_interval: seconds between two subscribe requests on one connection.
     :param idle_wait: how to wait when no connection is open (e.g. for REST pages).
     :param rng: the random source of the backoffs' jitter (tests).
+    :param subscribe_interval: seconds between two subscribe requests on one connection.
     """
 
     def __init__(
         self,
-        url: str,
-        pairs: Sequence[str],
+        config: SourceConfig,
         *,
         stats: SessionStats,
-        max_pairs_per_connection: int = 100,
-        subscribe_batch: int = 50,
-        optional: Collection[str] = (),
-        snapshot: bool = True,
-        exact: bool = False,
-        connect_timeout: float = 10.0,
-        heartbeat_timeout: float = 10.0,
-        max_backoff: float = 60.0,
-        healthy_after: float = 30.0,
-        connect_spacing: float = CONNECT_SPACING,
-        subscribe_interval: float = SUBSCRIBE_INTERVAL,
         idle_wait: Callable[[float], object] = time.sleep,
         rng: random.Random | None = None,
-        max_message: int = DEFAULT_MAX_MESSAGE,
+        subscribe_interval: float = SUBSCRIBE_INTERVAL,
     ) -> None:
-        if subscribe_batch < 1:
-            raise ValueError("subscribe_batch must be at least 1")
-        self.url = url
-        self.pairs = tuple(pairs)
+        self.url = config.ws_url
+        self.pairs = config.pairs
         self.stats = stats
         self._session = partial(
             KrakenSession,
-            url,
+            config.ws_url,
             stats=stats,
-            exact=exact,
-            connect_timeout=connect_timeout,
-            max_message=max_message,
+            exact=config.decimal_strings,
+            connect_timeout=config.connect_timeout,
+            max_message=config.max_message,
         )
         self._idle_wait = idle_wait
         planned = plan_subscriptions(
             self.pairs,
-            max_pairs_per_connection,
-            optional,
-            snapshot=snapshot,
-            batch=subscribe_batch,
+            config.max_pairs_per_connection,
+            config.optional_pairs,
+            snapshot=config.snapshot,
+            batch=config.subscribe_batch,
             interval=subscribe_interval,
-            heartbeat_timeout=heartbeat_timeout,
+            heartbeat_timeout=config.heartbeat_timeout,
         )
         self._connections = [_Connection(index, plan) for index, plan in enumerate(planned)]
         self.schedule = ConnectSchedule(
             len(self._connections),
-            spacing=connect_spacing,
-            max_backoff=max_backoff,
-            healthy_after=healthy_after,
+            spacing=config.connect_spacing,
+            max_backoff=config.max_backoff,
+            healthy_after=config.healthy_after,
             rng=rng,
         )
         self._open: list[_Connection] = []

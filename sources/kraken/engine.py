@@ -103,21 +103,7 @@ class Engine:
         """Read every connection of the group, feed the core, carry out its actions."""
         config = self.config
         group = self.group = ConnectionGroup(
-            config.ws_url,
-            config.pairs,
-            stats=self.session_stats,
-            max_pairs_per_connection=config.max_pairs_per_connection,
-            subscribe_batch=config.subscribe_batch,
-            optional=config.optional_pairs,
-            snapshot=config.snapshot,
-            exact=config.decimal_strings,
-            connect_timeout=config.connect_timeout,
-            heartbeat_timeout=config.heartbeat_timeout,
-            max_backoff=config.max_backoff,
-            healthy_after=config.healthy_after,
-            connect_spacing=config.connect_spacing,
-            idle_wait=self.wait_for_pages,
-            max_message=config.max_message,
+            config, stats=self.session_stats, idle_wait=self.wait_for_pages
         )
         pairs = config.pairs
         listed = ", ".join(pairs) if len(pairs) <= 20 else f"{len(pairs)} pairs"

@@ -307,6 +307,16 @@ def resolve_pairs(
             f"{setting}: {', '.join(resolution.unknown)} not among the {len(instruments)} pairs "
             "Kraken lists"
         )
+    _log_resolution(resolution, specs, instruments, setting)
+    if not resolution.pairs:
+        raise ConfigError(f"{setting}: {','.join(specs)} matches no online Kraken pair")
+    return resolution
+
+
+def _log_resolution(
+    resolution: Resolution, specs: Sequence[str], instruments: Sequence[Instrument], setting: str
+) -> None:
+    """Say what the patterns took and left out, and which named pairs are not online."""
     online = sum(1 for i in instruments if i.status == ONLINE)
     logger.info(
         "%s=%s: %d pairs to stream (Kraken lists %d, %d of them online): %s",
@@ -334,9 +344,6 @@ def resolve_pairs(
                 logger.warning("%s is %s at Kraken: kept, as it is named explicitly", spec, status)
     for pattern in resolution.unmatched:
         logger.warning("%s: %s matches no online pair", setting, pattern)
-    if not resolution.pairs:
-        raise ConfigError(f"{setting}: {','.join(specs)} matches no online Kraken pair")
-    return resolution
 
 
 def _some(symbols: Sequence[str]) -> str:

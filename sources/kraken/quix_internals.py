@@ -10,7 +10,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 
-__all__ = ["CHECKED_WITH", "log_like_quixstreams", "release_recovery_consumer", "tune_producer"]
+__all__ = [
+    "CHECKED_WITH",
+    "has_assignment",
+    "log_like_quixstreams",
+    "release_recovery_consumer",
+    "tune_producer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +63,16 @@ def release_recovery_consumer() -> None:
         consumer.unassign()
     except Exception as exc:  # never worth stopping the source for
         logger.debug("Could not release the state-recovery consumer: %s", exc)
+
+
+def has_assignment(app: object) -> bool | None:
+    """Whether the application's consumer holds a partition (None: it cannot be asked).
+
+    Quix Streams 3.28 has no public way to ask; its `Application._consumer` is a confluent
+    `Consumer`, whose `assignment()` is thread-safe.
+    """
+    consumer = getattr(app, "_consumer", None)
+    try:
+        return bool(consumer.assignment())  # type: ignore[union-attr]
+    except Exception:  # no such consumer, or one being closed
+        return None

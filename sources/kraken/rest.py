@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from .backoff import Backoff
+from .config import KRAKEN_REST_URL
 from .limits import DEFAULT_MAX_BODY, BodyTooBig, read_body
 from .rows import TradesPage, parse_trades_result, v2_symbol
 from .text import printable
@@ -109,7 +110,7 @@ class KrakenRest:
 
     def __init__(
         self,
-        base_url: str = "https://api.kraken.com",
+        base_url: str = KRAKEN_REST_URL,
         *,
         min_interval: float = 1.0,
         timeout: float = 10.0,

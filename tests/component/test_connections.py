@@ -9,12 +9,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
 from simulator import KrakenSimulator, Market
 from simulator.market import generated_pairs
-from sources.kraken.config import ConfigError
+from sources.kraken.config import ConfigError, SourceConfig
 from sources.kraken.connections import ConnectionGroup
 from sources.kraken.feed import Feed, FeedConfig, Hole, Publish
 from sources.kraken.instruments import (
@@ -45,9 +46,13 @@ def sims() -> Iterator[Callable[..., KrakenSimulator]]:
         sim.stop()
 
 
-def group_of(sim: KrakenSimulator, pairs: tuple[str, ...], **options: object) -> ConnectionGroup:
-    options.setdefault("heartbeat_timeout", 3.0)
-    return ConnectionGroup(sim.ws_url, pairs, stats=SessionStats(), **options)  # type: ignore[arg-type]
+def group_of(
+    sim: KrakenSimulator, pairs: tuple[str, ...], rng: random.Random | None = None, **settings: Any
+) -> ConnectionGroup:
+    """A group on `sim`; `settings` are the source's (`SourceConfig`), a quick heartbeat."""
+    settings.setdefault("heartbeat_timeout", 3.0)
+    config = SourceConfig(pairs=pairs, ws_url=sim.ws_url, **settings)
+    return ConnectionGroup(config, stats=SessionStats(), rng=rng)
 
 
 def read_until(
@@ -228,14 +233,16 @@ def test_a_refused_pair_from_a_pattern_is_left_out_and_an_explicit_one_stops(
     pairs = USD[:40]
     sim = sims(Market(pairs), rate=50.0)
     sim.reject_symbols({pairs[25]})
-    group = group_of(sim, pairs, max_pairs_per_connection=20, optional=set(pairs))
+    group = group_of(sim, pairs, max_pairs_per_connection=20, optional_pairs=set(pairs))
     try:
         read_until(group, lambda: group.pairs_subscribed == 39)
         assert group.left_out.keys() == {pairs[25]} and group.pairs_wanted == 39
         assert group.connections_open == 2 and group.stats.reconnects == 0
     finally:
         group.close()
-    strict = group_of(sim, pairs, max_pairs_per_connection=20, optional=set(pairs) - {pairs[25]})
+    strict = group_of(
+        sim, pairs, max_pairs_per_connection=20, optional_pairs=set(pairs) - {pairs[25]}
+    )
     try:
         with pytest.raises(SubscriptionRejected, match=pairs[25]):
             read_until(strict, lambda: False, 10)

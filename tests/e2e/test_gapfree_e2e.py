@@ -133,27 +133,8 @@ def test_sigkill_and_restart_backfills_the_downtime_without_duplicates(
         assert not duplicates, f"{pair}: {len(duplicates)} trade_ids written twice"
 
 
-def test_history_since_an_hour_ago_then_live_without_gap(broker: str, tmp_path: Path) -> None:
-    market = Market(PAIRS, seed=5)
-    market.seed_history(count_per_pair=3000, span_seconds=3300)  # within the last hour
-    first = {p: market.history(p)[0].trade_id for p in PAIRS}
-    with KrakenSimulator(market, rate=20.0, batch=2, heartbeat_interval=0.5) as kraken:
-        kraken.throttle_rest(3)  # Kraken's "EGeneral:Too many requests" on the first calls
-        with trades_pipeline(broker, kraken, tmp_path, backfill_since="1h") as pipeline:
-            pipeline.wait_for_log(r"Backfill of ETH/USD complete", timeout=90)
-            target = wait_for_trades(market, 10)
-            records = consume(
-                broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=90
-            )
-            assert pipeline.stop() == 0
-            log = pipeline.log
-    ids = by_pair(records)
-    report("history-then-live", ids, first, target)
-    assert_contiguous_without_duplicates(ids)
-    for pair in PAIRS:
-        assert ids[pair][0] == first[pair] and ids[pair][-1] >= target[pair]
-    assert re.search(r"WARNING.*waits for Kraken REST: Kraken said EGeneral:Too many requests", log)
-    assert re.findall(r"rest_failures=(\d+)", log)[-1] == "3"  # each throttled answer, waited out
+# History since an hour ago, then live: tests/e2e/test_audit_e2e.py (one pipeline run shared
+# with the audit's tests).
 
 
 def test_backfill_only_builds_a_dataset_and_exits_zero(broker: str, tmp_path: Path) -> None:

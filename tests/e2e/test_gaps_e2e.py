@@ -13,6 +13,7 @@ import pytest
 
 from simulator import KrakenSimulator, Market
 from sources.kraken.trade import decimal_text
+from tests.support.audit import audit_topic, pair_report
 from tests.support.candles import candles_pipeline
 from tests.support.kafka import Record, consume, unique
 from tests.support.pipeline import STARTED
@@ -78,6 +79,10 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
             assert candles.stop(signal.SIGINT) == 0
         assert trades.stop() == 0
         log = trades.log
+        audited = audit_topic(
+            *("--broker", broker, "--topic", trades.env["output"], "--gaps", env["gaps_output"]),
+            *("--verify-rest", "--kraken-rest-url", kraken.rest_url, "--rest-interval", "0.02"),
+        )
     gaps = consume(broker, env["gaps_output"], until=lambda r: len(r) > 1, timeout=4)
 
     # the gap: once, exactly that range, why, and the trades around it
@@ -118,6 +123,21 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
     btc_ids = sorted(i for p, i in seen if p == "BTC/USD")
     assert set(range(btc_ids[0], btc_ids[-1] + 1)) - set(btc_ids) == set(range(first, last + 1))
     assert {v["origin"] for v in values} == {"ws", "rest"}
+
+    # the audit: that hole explained by the gap event, Kraken lacking it too; every other
+    # trade as Kraken serves it, in decimal strings
+    code, report = audited
+    assert code == 0 and report["summary"]["status"] == "explained", report["summary"]
+    [hole] = pair_report(report, "BTC/USD")["holes"]
+    assert (hole["first_trade_id"], hole["last_trade_id"], hole["reasons"]) == (
+        first,
+        last,
+        ["rest_lacks"],
+    )
+    assert hole["rest_served"] == 0
+    for pair in report["pairs"]:
+        assert pair["value_mode"] == "decimal_strings"
+        assert pair["rest"]["compared"] == pair["trades"] and not pair["rest"]["mismatches"]
 
     # the candles: the one over the gap is incomplete, its neighbours complete
     assert_valid([r.value for r in candle_records], "candle.v1")

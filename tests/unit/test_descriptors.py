@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from pipelines.candles import main as candles_main
 from pipelines.trades import main as trades_main
 from sources.app.settings import TradesSettings
+from sources.audit.settings import AuditSettings
 from sources.candles.settings import CandlesSettings
 from tests.support.descriptors import (
     QUIX_YAML,
@@ -27,10 +28,11 @@ from tests.support.descriptors import (
 )
 
 SCHEMAS = ROOT / "schemas" / "quix"
-APP_YAMLS = ("pipelines/trades/app.yaml", "pipelines/candles/app.yaml")
+APP_YAMLS = tuple(p.relative_to(ROOT).as_posix() for p in sorted(ROOT.glob("pipelines/*/app.yaml")))
 CODE = {
     "pipelines/trades": (TradesSettings, trades_main.created_topics),
     "pipelines/candles": (CandlesSettings, candles_main.created_topics),
+    "pipelines/audit": (AuditSettings, lambda settings: {}),  # reads only, creates nothing
 }
 
 
@@ -155,6 +157,7 @@ def test_every_service_exposes_its_metrics_port_and_keeps_persistent_state() -> 
 def test_jobs_declare_no_persistent_state_nor_network() -> None:
     """Quix offers persistent state and a network service to Services only."""
     jobs = [d for d in deployments().values() if d["deploymentType"] == "Job"]
-    assert [j["name"] for j in jobs] == ["trades-dataset"]
+    assert [j["name"] for j in jobs] == ["trades-dataset", "audit"]
     for job in jobs:
         assert "state" not in job and "network" not in job, job["name"]
+    assert deployments()["audit"]["desiredStatus"] == "Stopped"  # runs when a user starts it

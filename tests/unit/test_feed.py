@@ -19,6 +19,7 @@ from tests.support.core import (
     trade,
     trades,
 )
+from tests.support.examples import examples
 
 # --- live ---------------------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ def test_the_reconnect_backoff_grows_while_connections_do_not_last() -> None:
 # --- the promise, for any interleaving --------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(PAIRS), st.integers(1, 30), st.integers(0, 60)),

@@ -24,6 +24,7 @@ from tests.support.core import (
     trade,
     trades,
 )
+from tests.support.examples import examples
 
 BTC = "BTC/USD"
 
@@ -314,7 +315,7 @@ def bad_days(draw: st.DrawFn) -> dict:
     }
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(bad_days())
 def test_every_servable_trade_is_published_once_in_order_and_every_hole_is_proven(
     day: dict,

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sources.kraken.schedule import CONNECT_SPACING, ConnectSchedule
+from tests.support.examples import examples
 
 
 def attempts_until_all_named(schedule: ConnectSchedule, count: int, now: float) -> list[float]:
@@ -138,7 +139,7 @@ def test_the_default_spacing_is_a_second() -> None:
     assert ConnectSchedule(2).spacing == CONNECT_SPACING == 1.0
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=st.data(), count=st.integers(1, 5), spacing=st.sampled_from([0.5, 1.0, 3.0]))
 def test_whatever_happens_attempts_are_spaced_and_never_before_due(
     data: st.DataObject, count: int, spacing: float

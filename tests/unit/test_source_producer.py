@@ -7,7 +7,7 @@ import logging
 import pytest
 from quixstreams import Application
 
-from sources.kraken.quix_internals import tune_producer
+from sources.kraken.quix_internals import has_assignment, tune_producer
 from sources.kraken.source import SOURCE_PRODUCER_CONFIG
 
 
@@ -31,3 +31,9 @@ def test_a_producer_already_connected_is_left_alone_and_said_so(
         tune_producer(producer, SOURCE_PRODUCER_CONFIG)
     assert producer._producer._producer_config["enable.idempotence"] is True
     assert "Could not apply" in caplog.text
+
+
+def test_an_application_is_asked_for_its_assignment_through_its_consumer() -> None:
+    app = Application(broker_address="127.0.0.1:1", consumer_group="g")
+    assert has_assignment(app) is False  # a consumer of Quix Streams' shape, nothing assigned
+    assert has_assignment(object()) is None  # nothing to ask: the watchdog stands down

@@ -5,9 +5,14 @@ source's, on a plain broker or on Quix Cloud) follows it."""
 from __future__ import annotations
 
 import functools
+import importlib.metadata
+import inspect
 import pickle
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from quixstreams import Application
 from quixstreams.models.topics import TopicConfig, TopicManager
 from quixstreams.platforms.quix import QuixTopicManager
 
@@ -19,6 +24,7 @@ from sources.app.topic_manager import (
     TopicPolicy,
 )
 from sources.app.topics import CANDLES_TOPIC, SOURCE_TOPIC, topic_config
+from sources.kraken.quix_internals import CHECKED_WITH
 
 ASKED = TopicConfig(num_partitions=3, replication_factor=1, extra_config={"retention.ms": "-1"})
 
@@ -82,3 +88,30 @@ def test_on_quix_cloud_the_managers_follow_the_policy_with_the_platform_default(
 def test_a_plain_application_would_ask_for_one_replica() -> None:
     """Why the policy exists: Quix Streams 3.28's own default on a plain broker."""
     assert TopicManager.default_replication_factor == 1
+
+
+def test_the_quix_streams_hooks_the_policy_overrides_are_there() -> None:
+    """The private methods the policy overrides, as the versions in CHECKED_WITH have them:
+    a release that renames or reshapes one fails here, not in a deployment."""
+    installed = Version(importlib.metadata.version("quixstreams"))
+    assert installed in SpecifierSet(CHECKED_WITH), f"quixstreams {installed}: check the hooks"
+    hooks = {
+        Application._get_topic_manager: ["self"],
+        TopicManager._create_topic: ["self", "topic", "timeout", "create_timeout"],
+        TopicManager._get_or_create_broker_topic: ["self", "topic"],
+        TopicManager._fetch_topic: ["self", "topic"],
+        QuixTopicManager._create_topic: ["self", "topic", "timeout", "create_timeout"],
+    }
+    for method, parameters in hooks.items():
+        assert list(inspect.signature(method).parameters) == parameters, method
+
+
+def test_an_unknown_topic_manager_keeps_its_own_policy(monkeypatch, caplog) -> None:
+    class Other(TopicManager):
+        pass
+
+    monkeypatch.setattr(Application, "_get_topic_manager", lambda self: Other.__new__(Other))
+    app = PipelineApplication.__new__(PipelineApplication)
+    app.replication, app.never_create = 3, frozenset()
+    assert type(app._get_topic_manager()) is Other
+    assert "Topic manager Other unknown" in caplog.text

@@ -13,12 +13,15 @@ import re
 import pytest
 
 from sources.app.settings import TradesSettings
-from sources.app.variables import BROKER_SECURITY, CANDLES, TRADES, Variable, markdown_table
+from sources.app.variables import AUDIT, BROKER_SECURITY, CANDLES, TRADES, Variable, markdown_table
+from sources.audit.settings import AuditSettings
 from sources.candles.settings import CandlesSettings
 from tests.support.descriptors import ROOT, deployments, effective_variables, load_yaml
 
-APPS = {"trades": TRADES, "candles": CANDLES}
-SETTINGS = {"trades": TradesSettings, "candles": CandlesSettings}
+APPS = {"trades": TRADES, "candles": CANDLES, "audit": AUDIT}
+SETTINGS = {"trades": TradesSettings, "candles": CandlesSettings, "audit": AuditSettings}
+# where each app's variables table is (the audit has its own page)
+TABLES = {"trades": "configuration.md", "candles": "configuration.md", "audit": "audit.md"}
 # The broker_* settings are valid together only (SASL needs a user and a password, a TLS file
 # needs a TLS protocol): each is changed from this valid whole to another valid one.
 SECURITY_BASE = {
@@ -97,6 +100,23 @@ OTHER_VALUES = {
         "Quix__Broker__Address": "127.0.0.1:1",
         **SECURITY_VALUES,
     },
+    "audit": {
+        "input": "other-trades",
+        "gaps_input": "other-gaps",
+        "pairs": "*/USD",
+        "since": "1d",
+        "until": "2020-01-01T00:00:00",
+        "verify_rest": "true",
+        "kraken_rest_url": "http://127.0.0.1:1",
+        "rest_interval": "2",
+        "idle_timeout": "5",
+        "strict": "true",
+        "json": "true",
+        "max_findings": "10",
+        "workers": "2",
+        "loglevel": "DEBUG",
+        "Quix__Broker__Address": "127.0.0.1:1",
+    },
 }
 
 
@@ -157,7 +177,7 @@ def test_the_dataset_deployment_is_a_job_apart_from_the_live_stream() -> None:
 
 @pytest.mark.parametrize("app", APPS)
 def test_the_configuration_table_lists_every_variable_with_its_default(app: str) -> None:
-    readme = (ROOT / "docs" / "configuration.md").read_text()
+    readme = (ROOT / "docs" / TABLES[app]).read_text()
     marker = f"<!-- variables: {app} -->"
     assert marker in readme
     table = readme.split(marker, 1)[1].split("\n\n", 2)[1]
@@ -168,7 +188,7 @@ def test_the_configuration_table_lists_every_variable_with_its_default(app: str)
 @pytest.mark.parametrize("app", APPS)
 def test_the_configuration_table_is_the_one_the_list_prints(app: str) -> None:
     """Ranges included: `python -m sources.app.variables --markdown <app>` writes it."""
-    readme = (ROOT / "docs" / "configuration.md").read_text()
+    readme = (ROOT / "docs" / TABLES[app]).read_text()
     table = readme.split(f"<!-- variables: {app} -->\n\n", 1)[1].split("\n\n", 1)[0]
     assert table.strip() == markdown_table(APPS[app])
 
