@@ -1,14 +1,19 @@
 """`python -m bench` (or `make bench`): measure the pipeline, the direct loop and the ceiling.
 
 Starts a broker (Tansu on a free port, or the one in `KAFKA_BROKER_ADDRESS`), then runs each
-contender `--runs` times, interleaved, each against a fresh Kraken simulator in this process
-and a fresh output topic: fixed rates for latency, then a flood for throughput and CPU.
-Prints the Markdown table and writes it to `bench/results/latest.md`.
+contender `--runs` times, interleaved, at each frame size (`--batches`: 1, 10 and 50 trades),
+each against a fresh Kraken simulator in this process and a fresh output topic: fixed rates for
+latency, then a flood for throughput and CPU. Prints the Markdown table and writes it to
+`bench/results/latest.md`.
 
 Then the pipeline alone with many pairs (`bench/many_pairs.py`: 500 simulated pairs, 1,000
 trades/s spread over them, a flood; and the time until every pair is subscribed), beside the
 2-pair figures. `--many-pairs` runs only that part (writes `bench/results/many_pairs.md`);
 `--sizing` measures CPU and memory at 2, 10, 100, 500 and 1,000 pairs (`bench/sizing.py`).
+
+Then the start-up rounds (`bench/startup.py`: seconds from the start to each step and to the
+first trade, on new and on existing topics; `--startup` runs only that part, into
+`bench/results/startup.md`; `--startup-runs 0` skips it).
 
 Then the audit (`bench/audit.py`): its read rate beside a plain consumer's on one topic of
 5,000,000 trades, and its peak RSS at 1,000,000 and 5,000,000 trades. `--audit` runs only that
