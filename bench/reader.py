@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from bench.records import SENT_HEADER
 
@@ -42,9 +42,12 @@ class OutputReader:
         keep: bool = True,
         fetch_wait_ms: int = 5,
         on_batch: Callable[[list[Message]], None] | None = None,
+        assign: bool = False,
     ) -> None:
         """
         :param keep: keep the records for `arrivals()`; False only counts them (soaks).
+        :param assign: read every partition from its start as soon as the topic exists,
+            without a consumer group (whose join takes seconds): for timing a start-up.
         :param fetch_wait_ms: how long the broker may hold a fetch. Tansu holds every fetch
             that long, so short is precise; but a consumer asking every 5 ms stops receiving
             on Tansu after a few minutes of steady traffic: long runs ask every 100 ms.
@@ -54,6 +57,7 @@ class OutputReader:
         self.topic = topic
         self.keep = keep
         self._on_batch = on_batch
+        self._assign = assign
         self._consumer = Consumer(
             {
                 "bootstrap.servers": broker,
@@ -79,7 +83,8 @@ class OutputReader:
 
     def start(self, wait: bool = True) -> OutputReader:
         """Subscribe; with `wait`, return once the group has assigned the partitions."""
-        self._consumer.subscribe([self.topic], on_assign=lambda *_: self._assigned.set())
+        if not self._assign:
+            self._consumer.subscribe([self.topic], on_assign=lambda *_: self._assigned.set())
         self._thread.start()
         if wait:
             self.wait_assigned()
@@ -104,8 +109,30 @@ class OutputReader:
         self._thread.join(10)
         self._consumer.close()
 
+    def first_arrival_after(self, since_ns: int) -> int | None:
+        """When the first record received at or after `since_ns` (epoch ns) came, if one did."""
+        for received, _ in list(self._batches):
+            if received >= since_ns:
+                return received
+        return None
+
+    def _assign_when_created(self) -> None:
+        """Wait for the topic (asking a consumer's metadata, which creates no topic), then
+        read all its partitions from their start."""
+        while not self._stopping.is_set():
+            found = self._consumer.list_topics(self.topic, timeout=1).topics.get(self.topic)
+            if found is not None and found.error is None and found.partitions:
+                self._consumer.assign(
+                    [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in found.partitions]
+                )
+                self._assigned.set()
+                return
+            time.sleep(0.01)
+
     def _run(self) -> None:
         consumer = self._consumer
+        if self._assign:
+            self._assign_when_created()
         while not self._stopping.is_set():
             messages = consumer.consume(10_000, 0)  # whatever is already here
             if not messages:

@@ -14,9 +14,13 @@ import confluent_kafka
 
 from bench.scenario import Plan, RunResult
 
-__all__ = ["Summary", "machine", "markdown", "summarize"]
+__all__ = ["Summary", "frames_markdown", "machine", "markdown", "summarize"]
 
 COLUMNS = ("pipeline", "direct loop", "ceiling")
+# The goals the pipeline is judged against, at every frame size (issue 19).
+GOAL_THROUGHPUT_RATIO = 0.6  # pipeline / direct loop, at least
+GOAL_P99_RATIO = 2.0  # pipeline / direct loop at 1,000 trades/s, at most
+GOAL_RATE = 1_000.0
 
 
 class Summary:
@@ -54,10 +58,70 @@ def machine(broker: str) -> str:
     )
 
 
-def markdown(
-    summaries: dict[str, Summary], plan: Plan, *, machine_line: str, setup: str, runs: int
+def frames_markdown(
+    by_batch: dict[int, dict[str, Summary]],
+    plan: Plan,
+    *,
+    machine_line: str,
+    setup: str,
+    runs: int,
 ) -> str:
-    """The results table with its caption."""
+    """The pipeline against the direct loop at each frame size, with the goals."""
+    goal_rate = GOAL_RATE if GOAL_RATE in plan.rates else plan.rates[0]
+    head = [
+        "frames of up to",
+        "pipeline (trades/s)",
+        "direct loop (trades/s)",
+        f"pipeline / direct loop (goal ≥ {GOAL_THROUGHPUT_RATIO:g})",
+        f"p99 at {goal_rate:,.0f}/s: pipeline / direct loop (ms)",
+        f"p99 ratio (goal ≤ {GOAL_P99_RATIO:g})",
+        "CPU s per million trades: pipeline / direct loop",
+    ]
+    rows = [head, ["--:", *(["--:"] * (len(head) - 1))]]
+    for batch, summaries in by_batch.items():
+        pipeline, direct = summaries.get("pipeline"), summaries.get("direct loop")
+        if pipeline is None or direct is None:
+            continue
+        p99 = pipeline.latency(goal_rate)[2], direct.latency(goal_rate)[2]
+        rows.append(
+            [
+                f"{batch} trade{'s' if batch > 1 else ''}",
+                format_int(pipeline.throughput),
+                format_int(direct.throughput),
+                _judged(
+                    pipeline.throughput, direct.throughput, GOAL_THROUGHPUT_RATIO, at_least=True
+                ),
+                f"{format_one(p99[0])} / {format_one(p99[1])}",
+                _judged(p99[0], p99[1], GOAL_P99_RATIO, at_least=False),
+                f"{format_one(pipeline.cpu_per_million)} / {format_one(direct.cpu_per_million)}",
+            ]
+        )
+    table = "\n".join("| " + " | ".join(cells) + " |" for cells in rows)
+    return "\n".join(
+        [
+            f"Medians of {runs} runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+            "each run measures every frame size, the pipeline and the direct loop one after "
+            "the other.",
+            f"Machine: {machine_line}.",
+            f"Setup: {setup}.",
+            "",
+            table,
+            "",
+        ]
+    )
+
+
+def _judged(mine: float, theirs: float, goal: float, *, at_least: bool) -> str:
+    """The ratio, marked when it misses the goal."""
+    ratio = _ratio(mine, theirs)
+    if ratio == "n/a":
+        return ratio
+    met = float(ratio) >= goal if at_least else float(ratio) <= goal
+    return ratio if met else f"**{ratio}** (missed)"
+
+
+def markdown(summaries: dict[str, Summary], plan: Plan, *, title: str, runs: int) -> str:
+    """The results table of one frame size, with its caption."""
     present = [c for c in COLUMNS if c in summaries]
     others = [c for c in ("direct loop", "ceiling") if c in summaries and "pipeline" in summaries]
     head = ["", *present, *(f"pipeline / {c}" for c in others)]
@@ -76,10 +140,7 @@ def markdown(
     ]
     return "\n".join(
         [
-            f"Medians of {runs} runs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-            f"Machine: {machine_line}.",
-            f"Setup: {setup}.",
-            "Latency ratios compare p99.",
+            f"{title}: medians of {runs} runs. Latency ratios compare p99.",
             "",
             table,
             *(["", "Notes:", *notes] if notes else []),

@@ -1,14 +1,19 @@
 """`python -m bench` (or `make bench`): measure the pipeline, the direct loop and the ceiling.
 
 Starts a broker (Tansu on a free port, or the one in `KAFKA_BROKER_ADDRESS`), then runs each
-contender `--runs` times, interleaved, each against a fresh Kraken simulator in this process
-and a fresh output topic: fixed rates for latency, then a flood for throughput and CPU.
-Prints the Markdown table and writes it to `bench/results/latest.md`.
+contender `--runs` times, interleaved, at each frame size (`--batches`: 1, 10 and 50 trades),
+each against a fresh Kraken simulator in this process and a fresh output topic: fixed rates for
+latency, then a flood for throughput and CPU. Prints the Markdown table and writes it to
+`bench/results/latest.md`.
 
 Then the pipeline alone with many pairs (`bench/many_pairs.py`: 500 simulated pairs, 1,000
 trades/s spread over them, a flood; and the time until every pair is subscribed), beside the
 2-pair figures. `--many-pairs` runs only that part (writes `bench/results/many_pairs.md`);
 `--sizing` measures CPU and memory at 2, 10, 100, 500 and 1,000 pairs (`bench/sizing.py`).
+
+Then the start-up rounds (`bench/startup.py`: seconds from the start to each step and to the
+first trade, on new and on existing topics; `--startup` runs only that part, into
+`bench/results/startup.md`; `--startup-runs 0` skips it).
 
 Then the audit (`bench/audit.py`): its read rate beside a plain consumer's on one topic of
 5,000,000 trades, and its peak RSS at 1,000,000 and 5,000,000 trades. `--audit` runs only that
@@ -32,22 +37,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
 from bench.audit import AUDIT_FIRST, AUDIT_RUNS, AUDIT_TRADES, run_audit_bench
 from bench.contenders import CONTENDERS, ROOT, TRADES_MAIN, Target
 from bench.many_pairs import MANY_PAIRS, many_pairs_markdown, many_pairs_plan, run_many_pairs
-from bench.report import Summary, machine, markdown, summarize
+from bench.report import Summary, frames_markdown, machine, markdown, summarize
 from bench.scenario import Plan, RunResult, run_once
 from bench.sizing import run_sizing
 from bench.soak import SOAK_BATCH, SOAK_EVERY, SOAK_RATE, run_soak
+from bench.startup import STARTUP_RUNS, run_startup, startup_markdown
 from sources.broker import EmbeddedBroker
 
 __all__ = ["main"]
 
 RESULTS = ROOT / "bench" / "results"
-BATCH = 10  # most trades per Kraken frame, outside a soak
+BATCH = 10  # most trades per Kraken frame: the many-pairs runs, the sizing
+BATCHES = "1,10,50"  # the frame sizes the main table is measured at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.many_pairs:
             _emit(_many_pairs(args, target, machine(broker_name), None), RESULTS / "many_pairs.md")
             return 0
+        if args.startup:
+            _emit(_startup(args, target, machine(broker_name)), RESULTS / "startup.md")
+            return 0
         if args.audit:
             _emit(_audit(args, broker, machine(broker_name)), RESULTS / "audit.md")
             return 0
@@ -99,25 +110,32 @@ def main(argv: list[str] | None = None) -> int:
             rate_seconds=args.rate_seconds,
             flood_trades=args.flood_trades,
         )
-        results = _run_all(args, target, plan)
-        setup = (
-            f"pairs {', '.join(target.pairs)}; simulator frames of up to {args.batch} trades; "
-            f"each rate for {plan.rate_seconds:g} s (the first 0.5 s not measured); "
-            f"flood of {plan.flood_trades:,} trades; same producer settings for all "
-            f"({_describe(target.producer_config)}); output topic of 3 partitions"
-        )
-        summaries = summarize(results)
-        report = markdown(
-            summaries,
+        batches = [int(b) for b in args.batches.split(",")]
+        results = _run_all(args, target, plan, batches)
+        by_batch = {batch: summarize([r for r in results if r.batch == batch]) for batch in batches}
+        report = frames_markdown(
+            by_batch,
             plan,
             machine_line=machine(broker_name),
-            setup=setup,
+            setup=_setup(target, plan, batches),
             runs=args.runs,
         )
+        for batch in batches:
+            report += "\n" + markdown(
+                by_batch[batch],
+                plan,
+                title=f"Frames of up to {batch} trade{'s' if batch > 1 else ''}",
+                runs=args.runs,
+            )
+        summaries = by_batch[BATCH] if BATCH in by_batch else by_batch[batches[0]]
         if "pipeline" in summaries and args.many_pairs_count > 0:
             many = _many_pairs(args, target, None, summaries["pipeline"])
             _emit(many, RESULTS / "many_pairs.md", echo=False)
             report += "\n" + many
+        if args.startup_runs > 0:
+            startup = _startup(args, target, None)
+            _emit(startup, RESULTS / "startup.md", echo=False)
+            report += "\n" + startup
         if args.audit_trades > 0:
             audit = _audit(args, broker, machine(broker_name))
             _emit(audit, RESULTS / "audit.md", echo=False)
@@ -133,9 +151,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-seconds", type=float, default=3.0, help="seconds per rate")
     parser.add_argument("--flood-trades", type=int, default=250_000, help="trades in the flood")
     parser.add_argument(
+        "--batches",
+        default=BATCHES,
+        help="the frame sizes (most trades per Kraken frame) the contenders are measured at",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
-        help=f"most trades per Kraken frame ({BATCH}; {SOAK_BATCH} in a soak)",
+        help=f"most trades per Kraken frame of the other runs ({BATCH}; {SOAK_BATCH} in a soak)",
     )
     parser.add_argument("--pairs", default="BTC/USD,ETH/USD")
     parser.add_argument(
@@ -166,6 +189,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--many-pairs-rate", type=float, default=1_000.0, help="trades/s over all of them"
     )
     parser.add_argument("--many-pairs-flood", type=int, default=100_000, help="trades in its flood")
+    parser.add_argument(
+        "--startup", action="store_true", help="only the start-up times (new, existing topics)"
+    )
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        default=STARTUP_RUNS,
+        help=f"rounds of the start-up times ({STARTUP_RUNS}; 0 skips them)",
+    )
     parser.add_argument(
         "--audit", action="store_true", help="only the audit's read rate and memory"
     )
@@ -218,29 +250,53 @@ def _pipeline_producer_config() -> dict:
     return dict(getattr(module, "PRODUCER_EXTRA_CONFIG", {}))
 
 
-def _run_all(args: argparse.Namespace, target: Target, plan: Plan) -> list[RunResult]:
+def _setup(target: Target, plan: Plan, batches: list[int]) -> str:
+    """The setup line of the main table."""
+    return (
+        f"pairs {', '.join(target.pairs)}; simulator frames of up to "
+        f"{', '.join(map(str, batches))} trades (the ceiling has no frames); "
+        f"each rate for {plan.rate_seconds:g} s (the first 0.5 s not measured); "
+        f"flood of {plan.flood_trades:,} trades; same producer settings for all "
+        f"({_describe(target.producer_config)}); output topic of 3 partitions"
+    )
+
+
+def _run_all(
+    args: argparse.Namespace, target: Target, plan: Plan, batches: list[int]
+) -> list[RunResult]:
+    """Each run measures every frame size, and at each the contenders one after the other
+    (the ceiling, which reads no frames, once per run), so that the machine's mood weighs on
+    all alike."""
     names = [name.strip() for name in args.contenders.split(",") if name.strip()]
+    ceiling_batch = BATCH if BATCH in batches else batches[0]
     results = []
     for run in range(1, args.runs + 1):
-        for name in names:
-            target.topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
-            started = time.monotonic()
-            log = _phase_logger(f"run {run}/{args.runs} {name}", started) if args.verbose else None
-            contender = CONTENDERS[name](target)
-            with _no_gc_pauses():
-                result = run_once(contender, target, plan, log or _silent)
-            results.append(result)
-            latency = ", ".join(
-                f"p99@{rate:g}/s {figures[2]:.1f} ms" for rate, figures in result.latency_ms.items()
-            )
-            print(
-                f"run {run}/{args.runs} {result.contender}: {result.throughput:,.0f} trades/s, "
-                f"{latency}, {result.cpu_per_million:.1f} CPU s/M, "
-                f"{result.peak_rss_mib:.0f} MiB ({time.monotonic() - started:.0f} s)"
-                + ("".join(f"\n  note: {note}" for note in result.notes)),
-                file=sys.stderr,
-                flush=True,
-            )
+        for batch in batches:
+            for name in names:
+                if name == "ceiling" and batch != ceiling_batch:
+                    continue
+                topic = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+                measured = replace(target, batch=batch, topic=topic)
+                started = time.monotonic()
+                label = f"run {run}/{args.runs} frames of {batch} {name}"
+                log = _phase_logger(label, started) if args.verbose else None
+                contender = CONTENDERS[name](measured)
+                with _no_gc_pauses():
+                    result = run_once(contender, measured, plan, log or _silent)
+                result.batch = batch
+                results.append(result)
+                latency = ", ".join(
+                    f"p99@{rate:g}/s {figures[2]:.1f} ms"
+                    for rate, figures in result.latency_ms.items()
+                )
+                print(
+                    f"{label}: {result.throughput:,.0f} trades/s, {latency}, "
+                    f"{result.cpu_per_million:.1f} CPU s/M, {result.peak_rss_mib:.0f} MiB "
+                    f"({time.monotonic() - started:.0f} s)"
+                    + ("".join(f"\n  note: {note}" for note in result.notes)),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
@@ -295,6 +351,16 @@ def _many_pairs(
     return many_pairs_markdown(
         results, plan, two_pairs=two_pairs, machine_line=machine_line, batch=target.batch
     )
+
+
+def _startup(args: argparse.Namespace, target: Target, machine_line: str | None) -> str:
+    """The start-up rounds and their table."""
+    results = run_startup(
+        target,
+        runs=args.startup_runs,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    return startup_markdown(results, machine_line=machine_line)
 
 
 def _audit(args: argparse.Namespace, broker: str, machine_line: str) -> str:

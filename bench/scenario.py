@@ -44,6 +44,7 @@ class RunResult:
     delivered: int
     duplicates: int
     notes: list[str] = field(default_factory=list)
+    batch: int = 0  # most trades per Kraken frame (0: not set)
 
 
 def _quiet(phase: str) -> None:

@@ -1,8 +1,8 @@
 """Kraken trades -> Kafka: every trade of the chosen pairs, keyed by pair, on event time.
 
     KrakenTradesSource -> drop duplicates (seeded from the output) -> gap events to
-        gaps_output -> normalize -> filter by pair -> key + event time -> [transforms]
-        -> to_topic(output)
+        gaps_output -> trade messages of the pairs -> normalize (a row per trade)
+        -> key + event time -> [transforms] -> to_topic(output)
 
 Run: `python pipelines/trades/main.py`, or `quix run` / `python main.py`
 in its folder (settings: see README).
@@ -56,7 +56,7 @@ from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, Kra
 from sources.observability import source_metrics
 from sources.observability.app import Observability, start_trades
 from sources.steps.dedupe import DropPublished
-from sources.steps.gaps import GapWriter, is_trades
+from sources.steps.gaps import GapWriter, trades_of
 from sources.steps.last_written import LastTradeIds, last_trade_ids
 from sources.steps.normalize import normalize_trades
 
@@ -133,9 +133,8 @@ def build_dataframe(
     if metrics is not None:
         metrics.follow_gap_writer(gap_writer)
     sdf = sdf.update(gap_writer, metadata=True)  # gap events -> the gaps topic
-    sdf = sdf.filter(is_trades)  # only trade messages go on
+    sdf = sdf.filter(trades_of(pairs))  # trade messages of the pairs go on (once a message)
     sdf = sdf.apply(normalize_trades, expand=True)  # one message's trades -> one row each
-    sdf = sdf.filter(lambda record: record["pair"] in pairs)
     sdf = sdf.set_timestamp(lambda record, key, timestamp, headers: record["timestamp_ms"])
     sdf = apply_transforms(sdf, transforms)  # the extension point: see `transforms` in README
     if observability is not None:
@@ -355,6 +354,13 @@ def main() -> int:
     except InstrumentsUnavailable as exc:
         logger.error("Cannot resolve pairs: %s", exc)
         return EXIT_FAILED
+    logger.info(
+        "Starting: %d pair%s into %s (broker %s)",
+        len(settings.pairs),
+        "" if len(settings.pairs) == 1 else "s",
+        settings.output,
+        settings.broker_address,
+    )
     history = HistoryEnd() if settings.backfill_only else None
     observability = None
     if settings.metrics_port:  # before the source's process starts: it inherits the setup

@@ -25,12 +25,12 @@ from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
-from quixstreams import Application
 from quixstreams.models.topics import Topic, TopicConfig, TopicManager
 from quixstreams.models.topics.exceptions import CreateTopicFailure, TopicNotFoundError
 from quixstreams.platforms.quix import QuixTopicManager
 
 from ..kraken.quix_internals import CHECKED_WITH
+from .quick_start import QuickStart
 
 __all__ = ["BROKER_DEFAULT", "BrokerTopics", "CloudTopics", "PipelineApplication"]
 
@@ -159,8 +159,9 @@ class CloudTopics(TopicPolicy, QuixTopicManager):
 _WITH_POLICY: dict[type, type] = {TopicManager: BrokerTopics, QuixTopicManager: CloudTopics}
 
 
-class PipelineApplication(Application):
-    """A Quix Streams `Application` whose topic managers follow one `TopicPolicy`.
+class PipelineApplication(QuickStart):
+    """A Quix Streams `Application` whose topic managers follow one `TopicPolicy`, and which
+    starts quickly (`quick_start.QuickStart`).
 
     :param replication: replication factor of every topic it creates; None: the default of
         the broker (or of Quix Cloud).

@@ -16,17 +16,35 @@ value at a branch (pickle), so every trade message would be copied for the rare 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models.topics import Topic
 
-__all__ = ["GapWriter", "gap_timestamp_ms", "is_trades"]
+__all__ = ["GapWriter", "gap_timestamp_ms", "is_trades", "trades_of"]
 
 
 def is_trades(value: Any) -> bool:
     """True for a trade message (a list); gap events and dropped replays (None) stop here."""
     return type(value) is list
+
+
+def trades_of(pairs: Collection[str]) -> Callable[[Any], bool]:
+    """A filter for the trade messages of `pairs`, checked once per message before its trades
+    are expanded into rows (a row per trade would check the same pair again and again).
+
+    A trade message holds trades of one pair (`kraken.publish`), so its first trade names
+    it; gap events, dropped replays (None) and empty lists stop here as with `is_trades`.
+
+    :param pairs: the Kraken v2 symbols the pipeline writes.
+    """
+    wanted = frozenset(pairs)
+
+    def of_pairs(value: Any) -> bool:
+        return type(value) is list and bool(value) and value[0]["symbol"] in wanted
+
+    return of_pairs
 
 
 def gap_timestamp_ms(gap: dict[str, Any]) -> int:

@@ -16,7 +16,7 @@ from sources.kraken.publish import Publisher
 from sources.kraken.source import KrakenTradesSource
 from sources.kraken.trade import ExactFloat, Trade
 from sources.steps.dedupe import DropPublished
-from sources.steps.gaps import GapWriter, gap_timestamp_ms, is_trades
+from sources.steps.gaps import GapWriter, gap_timestamp_ms, is_trades, trades_of
 from sources.steps.normalize import normalize_trades
 from tests.support.core import Driver, FakeRest, make_feed, trade, trades
 from tests.support.schemas import assert_valid
@@ -309,6 +309,13 @@ def test_gap_events_go_to_the_gaps_topic_and_only_trade_messages_go_on() -> None
         False,
         True,
     ]
+
+
+def test_only_trade_messages_of_the_pairs_go_on_to_be_expanded() -> None:
+    of_pairs = trades_of(["BTC/USD"])
+    kept = [message(range(1, 3)), message(range(3, 4))]
+    dropped = [message(range(1, 3), "ETH/USD"), gap(3, 4), None, []]
+    assert [of_pairs(v) for v in kept + dropped] == [True] * len(kept) + [False] * len(dropped)
 
 
 @pytest.mark.parametrize("origin", ["ws", "rest"])

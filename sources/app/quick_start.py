@@ -1,0 +1,244 @@
+"""How the pipelines' Quix Streams applications start without waiting for nothing.
+
+Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark.md):
+
+- starts a source only once the dataframe's consumer has joined its group, so that a
+  consumer reading from the *latest* offset cannot miss what the source produced; the join
+  takes seconds (the broker holds it: Tansu for half the session timeout, Kafka and Redpanda
+  for `group.initial.rebalance.delay.ms`). These applications read from the *earliest*
+  offset (or their committed one), so the source starts with the join instead (in
+  at-least-once mode): its process start and its state recovery happen while the broker
+  holds the join;
+- ends a state recovery only after a consumer poll of a whole second came back empty, and
+  then judges the position it cached up to a second before: a recovery of a few records
+  takes one to two seconds. `PromptRecovery` polls briefly and reads the position afresh;
+  it ends at the same point (the changelog read to its end, as the broker reports it);
+- stops the application when a store's local state is ahead of its changelog (a deleted
+  changelog; Tansu reports the end of a changelog short by its last batch), and
+  `run_application` then starts a new application, whose consumer joins the group again.
+  `SelfHealingStores` drops that store's local copy and recovers it from the changelog
+  within the same assignment instead.
+
+Each of the three is a reach into Quix Streams' internals (no public way offers it), taken
+only because the bench measures it in seconds (docs/benchmark.md, "Start-up"), and each is
+guarded: `unexpected(reach)` compares the internals it relies on (`REACHES`: methods and
+their parameters) with the installed Quix Streams, and a reach that does not fit is left out
+(logged): the application then starts as Quix Streams starts it, slower but with every
+guarantee. They were checked with the Quix Streams versions in `CHECKED_WITH`, and
+`tests/unit/test_quick_start.py` fails when one no longer fits.
+
+`QuickStart` is mixed into the pipelines' `Application` (`topic_manager.PipelineApplication`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from quixstreams import Application
+from quixstreams.sources.base import manager as source_manager
+from quixstreams.sources.base.manager import SourceManager, SourceProcess
+from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
+from quixstreams.state.exceptions import InvalidStoreChangelogOffset
+
+__all__ = [
+    "CHECKED_WITH",
+    "REACHES",
+    "PromptRecovery",
+    "QuickStart",
+    "SelfHealingStores",
+    "unexpected",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKED_WITH = ">=3.28,<=3.28.1"  # the Quix Streams versions these reaches were checked with
+
+RECOVERY_POLL = 0.05  # seconds a recovery's poll waits for a changelog record
+MAIN_LOOP_POLL = 0.1  # seconds the main loop's poll waits for a record (a public argument)
+
+# Each reach: the Quix Streams methods it overrides or calls, with their parameter names.
+REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
+    "start with the join": (
+        (Application, "_run_dataframe", ("self", "sink")),
+        (Application, "_on_assign", ("self", "_", "topic_partitions")),
+        (SourceManager, "start_sources", ("self",)),
+    ),
+    "prompt recovery": (
+        (
+            RecoveryManager,
+            "__init__",
+            ("self", "consumer", "topic_manager", "broker_availability_timeout"),
+        ),
+        (RecoveryManager, "_get_position_with_cache", ("self", "rp")),
+        (RecoveryManager, "_prime_changelog_partition", ("self", "rp")),
+        (SourceProcess, "_recover_state", ("self", "source")),
+    ),
+    "rebuild in place": (
+        (
+            StateStoreManager,
+            "on_partition_assign",
+            ("self", "stream_id", "partition", "committed_offsets"),
+        ),
+        (StateStoreManager, "on_partition_revoke", ("self", "stream_id", "partition")),
+        (StateStoreManager, "destroy_partition_state", ("self", "stream_id", "partition")),
+    ),
+}
+
+
+def unexpected(reach: str) -> list[str]:
+    """What of `REACHES[reach]` the installed Quix Streams does not have as expected
+    (empty: the reach fits)."""
+    found = []
+    for owner, name, parameters in REACHES[reach]:
+        method = getattr(owner, name, None)
+        try:
+            actual = tuple(inspect.signature(method).parameters) if callable(method) else None
+        except (TypeError, ValueError):
+            actual = None
+        if actual != parameters:
+            found.append(f"{owner.__name__}.{name}{parameters} (found: {actual})")
+    return found
+
+
+def _fits(reach: str) -> bool:
+    """True when the reach fits this Quix Streams; else says so."""
+    missing = unexpected(reach)
+    if missing:
+        logger.warning(
+            "Quix Streams is not as %r expects (checked with %s): %s; starting without it",
+            reach,
+            CHECKED_WITH,
+            "; ".join(missing),
+        )
+    return not missing
+
+
+class PromptRecovery(RecoveryManager):
+    """A `RecoveryManager` that ends once the changelogs are read, not a second or two later.
+
+    Its loop still ends only when a poll comes back empty and the consumer's position has
+    reached each changelog's end (as the broker reports it); the poll waits
+    `RECOVERY_POLL` seconds instead of one, and the position is read when judged (a local
+    call) instead of from a cache up to a second old.
+    """
+
+    def __init__(self, *, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer=_ShortPolls(consumer), **kwargs)
+
+    def _get_position_with_cache(self, rp: Any) -> TopicPartition:
+        return self._consumer.position([TopicPartition(rp.changelog_name, rp.partition_num)])[0]
+
+    def _prime_changelog_partition(self, rp: Any) -> None:
+        # Resumed, then sought (Quix Streams seeks, then resumes): librdkafka drops the answer
+        # to the offset query a seek to a logical offset starts (the changelog's start, for a
+        # store without an offset) when a resume follows, and asks again 500 ms later.
+        partition = TopicPartition(rp.changelog_name, rp.partition_num, rp.offset)
+        self._consumer.resume([partition])
+        self._consumer.seek(partition)
+
+
+class _ShortPolls:
+    """A consumer whose `poll` waits at most `RECOVERY_POLL` seconds; the rest is the
+    consumer's."""
+
+    def __init__(self, consumer: Any) -> None:
+        self._inner = consumer
+
+    def poll(self, timeout: float | None = None) -> Any:
+        return self._inner.poll(RECOVERY_POLL if timeout is None else min(timeout, RECOVERY_POLL))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class SelfHealingStores(StateStoreManager):
+    """A `StateStoreManager` that rebuilds a store partition from its changelog when its
+    local state is ahead of it, within the assignment (no new application, no new join)."""
+
+    def on_partition_assign(
+        self, stream_id: str | None, partition: int, committed_offsets: dict[str, int]
+    ) -> dict[str, StorePartition]:
+        try:
+            return super().on_partition_assign(stream_id, partition, committed_offsets)
+        except InvalidStoreChangelogOffset:
+            logger.warning(
+                "Local state is ahead of its changelog topic: rebuilding it from there (%s[%d])",
+                stream_id,
+                partition,
+            )
+        self.on_partition_revoke(stream_id, partition)  # type: ignore[arg-type]
+        self.destroy_partition_state(stream_id, partition)  # type: ignore[arg-type]
+        return super().on_partition_assign(stream_id, partition, committed_offsets)
+
+
+class PromptSourceProcess(SourceProcess):
+    """The source's process, recovering the source's state with `PromptRecovery`."""
+
+    def _recover_state(self, source: Any) -> StorePartition:
+        # Quix Streams builds the RecoveryManager here by its module-level name; this
+        # process is single-threaded until the source runs, and the name is put back.
+        original = source_manager.RecoveryManager
+        source_manager.RecoveryManager = PromptRecovery
+        try:
+            return super()._recover_state(source)
+        finally:
+            source_manager.RecoveryManager = original
+
+
+class QuickStart(Application):
+    """An `Application` that starts its sources with the group join, recovers state
+    promptly, and rebuilds a store that is ahead of its changelog in place (each where it
+    fits this Quix Streams: see the module)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # the assignment callback runs inside the main loop's poll, which then waits out its
+        # timeout (Quix Streams: 1 s) before a state recovery can start
+        kwargs.setdefault("consumer_poll_timeout", MAIN_LOOP_POLL)
+        super().__init__(**kwargs)
+        self._starts_with_join = _fits("start with the join")
+        self._prompt_recovery = _fits("prompt recovery")
+        state = getattr(self, "_state_manager", None)
+        if type(state) is StateStoreManager and _fits("rebuild in place"):
+            state.__class__ = SelfHealingStores
+        recovery = getattr(state, "_recovery_manager", None)
+        if self._prompt_recovery and type(recovery) is RecoveryManager:
+            state._recovery_manager = PromptRecovery(  # as Quix Streams makes its own
+                consumer=self._consumer,
+                topic_manager=self._topic_manager,
+                broker_availability_timeout=self._broker_availability_timeout,
+            )
+
+    def add_source(self, source: Any, topic: Any = None) -> Any:
+        topic = super().add_source(source, topic)
+        if self._prompt_recovery:
+            for process in self._source_manager.processes:
+                if type(process) is SourceProcess:
+                    process.__class__ = PromptSourceProcess
+        return topic
+
+    def _run_dataframe(self, sink: Any = None) -> None:
+        config = self.config
+        if (
+            self._starts_with_join
+            and config.auto_offset_reset == "earliest"
+            and config.processing_guarantee == "at-least-once"
+        ):
+            # the consumer reads whatever the source produces meanwhile (see the module).
+            # Not in exactly-once mode: an exactly-once application stopped during its join
+            # with its source running, then started again, never got its assignment on Tansu
+            # (tests/e2e/test_gapfree_e2e.py::test_exactly_once_across_a_restart; cause not
+            # found): there the source starts after the assignment, as in Quix Streams.
+            self._source_manager.start_sources()
+        super()._run_dataframe(sink)
+
+    def _on_assign(self, *args: Any, **kwargs: Any) -> None:
+        partitions = args[1] if self._starts_with_join and len(args) == 2 else None
+        if partitions:  # the group join is over (the bench times start-ups by this line)
+            logger.info(
+                "Partitions assigned: %s",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+            )
+        super()._on_assign(*args, **kwargs)
