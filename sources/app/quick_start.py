@@ -2,13 +2,6 @@
 
 Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark.md):
 
-- starts a source only once the dataframe's consumer has joined its group, so that a
-  consumer reading from the *latest* offset cannot miss what the source produced; the join
-  takes seconds (the broker holds it: Tansu for half the session timeout, Kafka and Redpanda
-  for `group.initial.rebalance.delay.ms`). These applications read from the *earliest*
-  offset (or their committed one), so the source starts with the join instead (in
-  at-least-once mode): its process start and its state recovery happen while the broker
-  holds the join;
 - ends a state recovery only after a consumer poll of a whole second came back empty, and
   then judges the position it cached up to a second before: a recovery of a few records
   takes one to two seconds. `PromptRecovery` polls briefly and reads the position afresh;
@@ -19,7 +12,7 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   `SelfHealingStores` drops that store's local copy and recovers it from the changelog
   within the same assignment instead.
 
-Each of the three is a reach into Quix Streams' internals (no public way offers it), taken
+Each of the two is a reach into Quix Streams' internals (no public way offers it), taken
 only because the bench measures it in seconds (docs/benchmark.md, "Start-up"), and each is
 guarded: `unexpected(reach)` compares the internals it relies on (`REACHES`: methods and
 their parameters) with the installed Quix Streams, and a reach that does not fit is left out
@@ -39,7 +32,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 from quixstreams import Application
 from quixstreams.sources.base import manager as source_manager
-from quixstreams.sources.base.manager import SourceManager, SourceProcess
+from quixstreams.sources.base.manager import SourceProcess
 from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
@@ -61,11 +54,6 @@ MAIN_LOOP_POLL = 0.1  # seconds the main loop's poll waits for a record (a publi
 
 # Each reach: the Quix Streams methods it overrides or calls, with their parameter names.
 REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
-    "start with the join": (
-        (Application, "_run_dataframe", ("self", "sink")),
-        (Application, "_on_assign", ("self", "_", "topic_partitions")),
-        (SourceManager, "start_sources", ("self",)),
-    ),
     "prompt recovery": (
         (
             RecoveryManager,
@@ -189,16 +177,15 @@ class PromptSourceProcess(SourceProcess):
 
 
 class QuickStart(Application):
-    """An `Application` that starts its sources with the group join, recovers state
-    promptly, and rebuilds a store that is ahead of its changelog in place (each where it
-    fits this Quix Streams: see the module)."""
+    """An `Application` that recovers state promptly and rebuilds a store that is ahead of
+    its changelog in place (each where it fits this Quix Streams: see the module). Its
+    sources start as Quix Streams starts them: once the group join has assigned partitions."""
 
     def __init__(self, **kwargs: Any) -> None:
         # the assignment callback runs inside the main loop's poll, which then waits out its
         # timeout (Quix Streams: 1 s) before a state recovery can start
         kwargs.setdefault("consumer_poll_timeout", MAIN_LOOP_POLL)
         super().__init__(**kwargs)
-        self._starts_with_join = _fits("start with the join")
         self._prompt_recovery = _fits("prompt recovery")
         state = getattr(self, "_state_manager", None)
         if type(state) is StateStoreManager and _fits("rebuild in place"):
@@ -218,27 +205,3 @@ class QuickStart(Application):
                 if type(process) is SourceProcess:
                     process.__class__ = PromptSourceProcess
         return topic
-
-    def _run_dataframe(self, sink: Any = None) -> None:
-        config = self.config
-        if (
-            self._starts_with_join
-            and config.auto_offset_reset == "earliest"
-            and config.processing_guarantee == "at-least-once"
-        ):
-            # the consumer reads whatever the source produces meanwhile (see the module).
-            # Not in exactly-once mode: an exactly-once application stopped during its join
-            # with its source running, then started again, never got its assignment on Tansu
-            # (tests/e2e/test_gapfree_e2e.py::test_exactly_once_across_a_restart; cause not
-            # found): there the source starts after the assignment, as in Quix Streams.
-            self._source_manager.start_sources()
-        super()._run_dataframe(sink)
-
-    def _on_assign(self, *args: Any, **kwargs: Any) -> None:
-        partitions = args[1] if self._starts_with_join and len(args) == 2 else None
-        if partitions:  # the group join is over (the bench times start-ups by this line)
-            logger.info(
-                "Partitions assigned: %s",
-                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
-            )
-        super()._on_assign(*args, **kwargs)

@@ -1,5 +1,5 @@
-"""The applications' quick start: the source starts with the group join, a store ahead of its
-changelog is rebuilt in place, a recovery waits for nothing (`sources.app.quick_start`).
+"""The applications' quick start: a store ahead of its changelog is rebuilt in place, a
+recovery waits for nothing, the source starts as in Quix Streams (`sources.app.quick_start`).
 
 Start-up times themselves are measured by `python -m bench --startup`, not here."""
 
@@ -52,19 +52,15 @@ def _calls_until_subscribed(
     return calls
 
 
-def test_the_source_starts_with_the_group_join_when_reading_from_the_earliest_offset(
+def test_the_source_waits_for_the_assignment_as_in_quix_streams(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Its process start and state recovery then overlap the join the broker holds."""
-    assert _calls_until_subscribed("earliest", monkeypatch) == ["start", "subscribe"]
-
-
-def test_from_the_latest_offset_the_source_waits_for_the_assignment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A consumer reading from the latest offset would miss what a source produced before
-    its assignment: Quix Streams' order stays (the source starts in the assign callback)."""
-    assert _calls_until_subscribed("latest", monkeypatch) == ["subscribe"]
+    """The source starts in the assign callback, whatever the offset reset or the guarantee
+    (started with the join, an application stopped during its join and started again never
+    got its assignment on Tansu)."""
+    for reset in ("earliest", "latest"):
+        for guarantee in ("at-least-once", "exactly-once"):
+            assert _calls_until_subscribed(reset, monkeypatch, guarantee) == ["subscribe"]
 
 
 @pytest.mark.parametrize("reach", sorted(REACHES))
@@ -95,14 +91,6 @@ def test_a_reach_that_does_not_fit_is_left_out(
     with pytest.raises(_Subscribed):
         app._run_dataframe()
     assert calls == []  # the source waits for the assignment, as in Quix Streams
-
-
-def test_in_exactly_once_mode_the_source_waits_for_the_assignment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Started with the join, a restarted exactly-once application never got its assignment
-    on Tansu (see `QuickStart._run_dataframe`)."""
-    assert _calls_until_subscribed("earliest", monkeypatch, "exactly-once") == ["subscribe"]
 
 
 def test_the_application_and_its_sources_recover_state_promptly() -> None:
