@@ -193,3 +193,16 @@ def test_the_apps_healthcheck_is_healthz_not_readyz(compose: dict[str, Any], nam
     probe = " ".join(compose["services"][name]["healthcheck"]["test"])
     port = compose["services"][name]["environment"]["metrics_port"]
     assert f":{port}/healthz" in probe and "readyz" not in probe
+
+
+def test_every_port_is_published_on_the_loopback_interface_only(compose: dict[str, Any]) -> None:
+    """A laptop running the stack exposes none of it (metrics, broker, consoles) to its
+    network; containers reach each other on compose's own network."""
+    published = [
+        (name, port)
+        for name, service in compose["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert published
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
