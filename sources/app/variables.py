@@ -24,6 +24,7 @@ from ..kraken.config import (
     SourceConfig,
 )
 from . import kinds
+from .broker_security import BrokerSecurity
 from .kinds import Invalid, Kind
 
 __all__ = [
@@ -186,7 +187,7 @@ def metrics_port(default: str) -> Variable:
 BROKER_SECURITY: tuple[Variable, ...] = (
     Variable(
         "broker_security_protocol",
-        "plaintext",
+        BrokerSecurity.protocol,
         "How to talk to the broker: plaintext, ssl (TLS), sasl_plaintext or sasl_ssl",
         cloud=False,
         options=("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"),
@@ -195,7 +196,7 @@ BROKER_SECURITY: tuple[Variable, ...] = (
     ),
     Variable(
         "broker_sasl_mechanism",
-        "SCRAM-SHA-256",
+        BrokerSecurity.sasl_mechanism,
         "SASL mechanism with sasl_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
         cloud=False,
         options=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
