@@ -63,11 +63,13 @@ def test_kraken_errors_a_lagging_rest_and_rest_down_only_delay_the_repairs(
         pipeline.wait_for_log(r"nothing after trade_id \d+ yet", timeout=30)
         time.sleep(6)
         kraken.rest_lag(0)
-        # 3. REST down in the middle of a repair, across several of its waits (2, 4, 8, 16 s);
-        # an hour or a day of it is the unit tests' (test_proof.py, a fake clock)
-        kraken.rest_down(20, status=503)
+        # 3. REST down in the middle of a repair, across several of its waits (2, 4, 8 s),
+        # then back; an hour or a day of it is the unit tests' (test_proof.py, a fake clock)
+        kraken.rest_down(300, status=503)
         gap_by_outage(pipeline, kraken, market, 4)
-        pipeline.wait_for_log(r"waits for Kraken REST: HTTP 503", timeout=30)
+        pipeline.wait_for_log(r"waits for Kraken REST: HTTP 503", timeout=60)
+        time.sleep(14)
+        kraken.rest_down(0)
         target = wait_for_trades(market, 10, timeout=60)
         records = consume(broker, pipeline.env["output"], until=reached(PAIRS, target), timeout=150)
         assert pipeline.stop() == 0
