@@ -3,8 +3,8 @@ it in the quick tiers developers run while they work (`make test-unit`, `make te
 
 Hypothesis profiles (registered in `tests/conftest.py`): `thorough` is the default, 100
 examples a property as Hypothesis' own default; `quick` (`--hypothesis-profile=quick`) tries
-25. Neither has a deadline. A test that asks for its own count writes `@settings(max_examples=examples(80))` so that
-both profiles scale it alike.
+25. Neither has a deadline. A test that asks for its own count writes
+`@settings(max_examples=examples(80))` so that both profiles scale it alike.
 """
 
 from __future__ import annotations
