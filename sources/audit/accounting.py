@@ -243,7 +243,7 @@ class TopicAudit:
                 continue
             millis = trade.timestamp_ms
             if audit is None or not since <= millis <= until:
-                self._aside(message, trade.pair, millis, audit)
+                self._aside(message, trade.pair, millis)
                 continue
             partition = message.partition()
             if partition != audit.partition:  # order holds within a partition only
@@ -292,7 +292,7 @@ class TopicAudit:
 
     # --- the slow paths -------------------------------------------------------------------
 
-    def _aside(self, message: Any, pair: str, millis: int, audit: PairAudit | None) -> None:
+    def _aside(self, message: Any, pair: str, millis: int) -> None:
         """A record the fast path read but leaves: outside the window, or of a pair not
         audited."""
         if self.since_ms is not None and millis < self.since_ms:
