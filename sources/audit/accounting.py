@@ -4,10 +4,12 @@
 methods `error`, `partition`, `offset`, `key`, `value`, `timestamp`; `RecordMessage` builds
 one from plain values, for tests and other producers' records) and, for each record:
 
-1. reads its value as JSON (orjson); a record that is not a JSON object is invalid;
+1. reads its value: msgspec decodes the usual trade into a typed `schema.PlainTrade`, checking
+   trade.v1's types and values in C; anything else is read as JSON by orjson (a record that
+   is not a JSON object is invalid) and checked one case at a time (`_slow`);
 2. keeps it only within the window (`since_ms..until_ms` by its `timestamp_ms`, else its Kafka
    timestamp) and for the selected pairs;
-3. checks it against trade.v1 (the fast path's checks, `schema.plain_fields`, else the JSON
+3. checks it against trade.v1 (the fast path's checks, `schema.plain_bytes`, else the JSON
    Schema validator);
 4. checks its Kafka key against its pair, and its Kafka timestamp, `timestamp_ms` and
    `timestamp` against each other;
@@ -24,18 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from msgspec import DecodeError
 
 from .findings import Findings, Invalid, KeyMismatch, TimeMismatch
 from .ledger import MAX_OPEN_HOLES, SequenceLedger
 from .pairs import PairSelection
 from .schema import (
     DIGITS_Z,
-    ENUMS,
-    FIELDS,
     POINT_MILLIS,
     SECONDS,
     TradeSchema,
-    _positive,
+    decode_plain,
     timestamp_ms_of,
     timestamp_text_ms,
     valid_pair,
@@ -222,54 +223,53 @@ class TopicAudit:
 
     def add_batch(self, messages: list[Any]) -> list[Any]:
         """Account for a batch of consumed messages; returns those that carry an error (end
-        of partition and the like). The fast path has `schema.plain_fields`' checks inline (a
-        call costs more); `_slow` asks the validator (test_audit_schema.py holds both to it)."""
-        loads, fields, enums, heads = orjson.loads, FIELDS, ENUMS, SECONDS.get
-        point_millis, digits_z, (since, until) = POINT_MILLIS.get, DIGITS_Z, self._window()
+        of partition and the like). The fast path has `schema.plain_bytes`' checks inline (a
+        call costs more): msgspec decodes and checks the record in C into a `PlainTrade`;
+        `_slow` takes what it refuses (test_audit_schema.py holds both to the validator)."""
+        decode, heads, point_millis, digits_z = (
+            decode_plain,
+            SECONDS.get,
+            POINT_MILLIS.get,
+            DIGITS_Z,
+        )
         selected, track, slow, errors = self._selected, self.track_offsets, self._slow, []
+        since, until = self._window()
         for message in messages:
             try:
-                record = loads(message.value())
-                pair, price, volume, trade_id, millis, side, order_type, origin, text = fields(
-                    record
-                )
-                audit = selected[pair]  # KeyError: a pair seen for the first time
-            except (orjson.JSONDecodeError, TypeError, KeyError):
-                slow(message, errors)  # not JSON, not an object, a field missing, an error
+                trade = decode(message.value())
+                audit = selected[trade.pair]  # KeyError: a pair seen for the first time
+            except (DecodeError, TypeError, KeyError):
+                slow(message, errors)  # not a plain trade, not even JSON, a new pair, an error
                 continue
-            if type(millis) is not int or audit is None or not since <= millis <= until:
-                self._aside(message, errors, record, pair, millis, audit)
+            millis = trade.timestamp_ms
+            if audit is None or not since <= millis <= until:
+                self._aside(message, trade.pair, millis)
                 continue
             partition = message.partition()
             if partition != audit.partition:  # order holds within a partition only
-                audit = self._elsewhere(pair, partition, message)
-            try:
-                plain = (
-                    audit.valid
-                    and ((type(price) is float and price > 0) or _positive(price))
-                    and ((type(volume) is float and volume > 0) or _positive(volume))
-                    and type(trade_id) is int
-                    and trade_id >= 0
-                    and (side, order_type, origin) in enums
-                    and type(text) is str
-                    and len(text) == 27
-                )
-            except TypeError:  # a list or an object where a string belongs
-                plain = False
-            text_ms = None  # the milliseconds: ".708" of "...T07:49:37.708706Z" is [19:23]
-            if plain and (part := point_millis(text[19:23])) is not None and text[23:] in digits_z:
+                audit = self._elsewhere(trade.pair, partition, message)
+            text = trade.timestamp  # the milliseconds: ".708" of "...T07:49:37.708706Z"
+            if (
+                audit.valid
+                and len(text) == 27
+                and (part := point_millis(text[19:23])) is not None
+                and text[23:] in digits_z
+            ):
                 seconds = heads(text[:19])
                 text_ms = timestamp_text_ms(text) if seconds is None else seconds * 1000 + part
-            if text_ms is None:
-                trade_id = self._checked(audit, record, message)
+            else:
+                text_ms = None
+            if text_ms is None:  # another time form, an invalid pair: the validator decides
+                trade_id = self._checked(audit, orjson.loads(message.value()), message)
                 if trade_id is None:
                     continue
             else:
-                audit.strings += type(price) is str  # counts the records in decimal strings
+                trade_id = trade.trade_id
+                audit.strings += type(trade.price) is str  # the records in decimal strings
                 if message.key() != audit.key:
                     audit.keys.add(_key_mismatch(trade_id, message))
                 if text_ms != millis or message.timestamp()[1] != millis:
-                    audit.times.add(_time_mismatch(trade_id, record, message))
+                    audit.times.add(_time_mismatch(trade_id, millis, text, message))
             if track:
                 audit.last_offset = message.offset()
             if (ledger := audit.ledger) is None:
@@ -292,33 +292,22 @@ class TopicAudit:
 
     # --- the slow paths -------------------------------------------------------------------
 
-    def _aside(
-        self,
-        message: Any,
-        errors: list[Any],
-        record: dict,
-        pair: str,
-        millis: Any,
-        audit: PairAudit | None,
-    ) -> None:
-        """A record the fast path read but leaves: outside the window, of a pair not
-        audited, or without an integer `timestamp_ms` (the slow path then)."""
-        if type(millis) is not int:
-            self._slow(message, errors, record)
-        elif self.since_ms is not None and millis < self.since_ms:
+    def _aside(self, message: Any, pair: str, millis: int) -> None:
+        """A record the fast path read but leaves: outside the window, or of a pair not
+        audited."""
+        if self.since_ms is not None and millis < self.since_ms:
             self.before += 1
         elif self.until_ms is not None and millis > self.until_ms:
             self._past_until(pair, message.partition())
         else:
             self.other_pairs += 1
 
-    def _slow(self, message: Any, errors: list[Any], record: Any = None) -> None:
+    def _slow(self, message: Any, errors: list[Any]) -> None:
         """A message the fast path does not take, every case checked one by one."""
-        if record is None:
-            try:
-                record = orjson.loads(message.value())
-            except (orjson.JSONDecodeError, TypeError):
-                record = None
+        try:
+            record = orjson.loads(message.value())
+        except (orjson.JSONDecodeError, TypeError):
+            record = None
         if type(record) is not dict:
             if message.error() is not None:
                 errors.append(message)
@@ -422,7 +411,7 @@ class TopicAudit:
             audit.keys.add(_key_mismatch(trade_id, message))
         millis = record["timestamp_ms"]
         if message.timestamp()[1] != millis or timestamp_ms_of(record["timestamp"]) != millis:
-            audit.times.add(_time_mismatch(trade_id, record, message))
+            audit.times.add(_time_mismatch(trade_id, millis, record["timestamp"], message))
         return trade_id
 
     def _unpaired(self, message: Any, *errors: str) -> None:
@@ -447,12 +436,7 @@ def _key_mismatch(trade_id: int, message: Any) -> KeyMismatch:
     return KeyMismatch(trade_id, message.partition(), message.offset(), text)
 
 
-def _time_mismatch(trade_id: int, record: dict, message: Any) -> TimeMismatch:
+def _time_mismatch(trade_id: int, millis: int, text: str, message: Any) -> TimeMismatch:
     return TimeMismatch(
-        trade_id,
-        message.partition(),
-        message.offset(),
-        message.timestamp()[1],
-        record.get("timestamp_ms"),
-        record.get("timestamp"),
+        trade_id, message.partition(), message.offset(), message.timestamp()[1], millis, text
     )

@@ -1,20 +1,29 @@
 """The audit's schema check: its fast path never accepts what trade.v1 rejects.
 
-`plain_trade` lets the usual record through without the JSON Schema validator (which costs
+`plain_bytes` (msgspec's typed decoding, in C) and `plain_trade` (the same tests in Python, on
+a parsed record) let the usual record through without the JSON Schema validator (which costs
 some 30 µs a record); anything else goes to the validator. So the one property that matters:
-whatever `plain_trade` accepts, the validator accepts too; and the pipeline's own records take
-the fast path.
+whatever either accepts, the validator accepts too, read as orjson reads it; and the
+pipeline's own records take the fast path.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from simulator import Market
-from sources.audit.schema import TradeSchema, plain_trade, timestamp_text_ms
+from sources.audit.schema import (
+    TradeSchema,
+    decode_plain,
+    plain_bytes,
+    plain_trade,
+    timestamp_text_ms,
+)
 from tests.support.audit import market_topic
 from tests.support.schemas import validator
 
@@ -77,12 +86,47 @@ def test_what_the_fast_path_accepts_the_schema_accepts(changes: dict, dropped: s
     assert bool(TradeSchema().errors(record)) == bool(schema_errors)
 
 
+@settings(deadline=None)  # no timing: machines under load are slow
+@given(
+    changes=st.dictionaries(st.sampled_from(sorted(VALID)), JSON, max_size=3),
+    dropped=st.sets(st.sampled_from(sorted(VALID)), max_size=2),
+    added=st.dictionaries(st.text(max_size=3), JSON, max_size=1),
+)
+@example(changes={"trade_id": 5.0}, dropped=set(), added={})
+@example(changes={"volume": "1.5\n"}, dropped=set(), added={})
+@example(changes={"price": 0}, dropped=set(), added={})
+@example(changes={"timestamp_ms": 2**70}, dropped=set(), added={})
+@example(changes={}, dropped=set(), added={"note": "x"})
+def test_what_msgspec_accepts_the_schema_accepts_as_orjson_reads_it(
+    changes: dict, dropped: set, added: dict
+) -> None:
+    record = {k: v for k, v in {**VALID, **added, **changes}.items() if k not in dropped}
+    value = json.dumps(record).encode()
+    if plain_bytes(value) is None:
+        return
+    read = orjson.loads(value)  # what the slow path and the validator would see
+    assert not list(validator("trade.v1").iter_errors(read)), read
+    assert plain_bytes(value) == timestamp_text_ms(read["timestamp"])
+    trade = decode_plain(value)
+    assert {f: getattr(trade, f) for f in trade.__struct_fields__} == read
+
+
+def test_msgspec_refuses_what_orjson_cannot_read_even_in_a_field_it_would_skip() -> None:
+    """msgspec skips the value of a field it does not know without checking its UTF-8; the
+    fast path must not take such a record that orjson (the slow path) says is no JSON."""
+    value = orjson.dumps(VALID)[:-1] + b',"note":"\xff"}'  # not UTF-8
+    assert plain_bytes(orjson.dumps(VALID)) == VALID["timestamp_ms"]
+    assert plain_bytes(value) is None
+
+
 def test_the_pipelines_records_take_the_fast_path_in_both_value_modes() -> None:
     market = Market(["BTC/USD", "DOGE/USD"], seed=3)
     market.seed_history(count_per_pair=200, span_seconds=10_000)
     for decimal_strings in (False, True):
         for record in market_topic(market, decimal_strings=decimal_strings):
             assert plain_trade(record.value) == record.value["timestamp_ms"], record.value
+            value = orjson.dumps(record.value)
+            assert plain_bytes(value) == record.value["timestamp_ms"], record.value
 
 
 @settings(deadline=None)  # no timing: machines under load are slow
