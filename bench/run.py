@@ -226,6 +226,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each phase")
     args = parser.parse_args(argv)
+    if args.audit_runs < 1:  # a median of no read
+        parser.error("--audit-runs: at least 1 (--audit-trades 0 skips the audit)")
     if args.batch is None:
         args.batch = SOAK_BATCH if args.soak else BATCH
     return args
