@@ -34,10 +34,10 @@ test: $(VENV)/.installed-test
 
 ## The fast tiers while you work: unit (seconds), then unit + component.
 test-unit: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit -q --hypothesis-profile=quick
+	$(PY) -m pytest tests/unit -q --hypothesis-profile=quick -n 2
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest tests/unit tests/component -q --hypothesis-profile=quick
+	$(PY) -m pytest tests/unit tests/component -q --hypothesis-profile=quick -n 3 --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
