@@ -130,7 +130,7 @@ def table(rows: list[PairProgress], limit: int = DISPLAY_ROWS) -> Any:
     from rich.table import Table
 
     frame = Table(
-        title="Kraken REST: histories and repairs", box=None, padding=(0, 1), header_style="bold"
+        title="Kraken REST: backfills and repairs", box=None, padding=(0, 1), header_style="bold"
     )
     frame.add_column("pair", no_wrap=True)
     frame.add_column("", min_width=10, ratio=1)  # the bar takes the width left
