@@ -25,7 +25,6 @@ guarantee. They were checked with the Quix Streams versions in `CHECKED_WITH`, a
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any
 
@@ -35,6 +34,8 @@ from quixstreams.sources.base import manager as source_manager
 from quixstreams.sources.base.manager import SourceProcess
 from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
+
+from ..kraken.quix_internals import mismatches
 
 __all__ = [
     "CHECKED_WITH",
@@ -79,16 +80,7 @@ REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
 def unexpected(reach: str) -> list[str]:
     """What of `REACHES[reach]` the installed Quix Streams does not have as expected
     (empty: the reach fits)."""
-    found = []
-    for owner, name, parameters in REACHES[reach]:
-        method = getattr(owner, name, None)
-        try:
-            actual = tuple(inspect.signature(method).parameters) if callable(method) else None
-        except (TypeError, ValueError):
-            actual = None
-        if actual != parameters:
-            found.append(f"{owner.__name__}.{name}{parameters} (found: {actual})")
-    return found
+    return mismatches(REACHES[reach])
 
 
 def _fits(reach: str) -> bool:

@@ -7,13 +7,16 @@ test pins each. They were checked against the Quix Streams versions in `CHECKED_
 
 from __future__ import annotations
 
+import inspect
 import logging
 import multiprocessing
+from collections.abc import Iterable
 
 __all__ = [
     "CHECKED_WITH",
     "has_assignment",
     "log_like_quixstreams",
+    "mismatches",
     "release_recovery_consumer",
     "tune_producer",
 ]
@@ -76,3 +79,18 @@ def has_assignment(app: object) -> bool | None:
         return bool(consumer.assignment())  # type: ignore[union-attr]
     except Exception:  # no such consumer, or one being closed
         return None
+
+
+def mismatches(expected: Iterable[tuple[type, str, tuple[str, ...]]]) -> list[str]:
+    """Which of the Quix Streams methods we rely on (owner, name, parameter names) the
+    installed version does not have as expected; empty: all fit."""
+    found = []
+    for owner, name, parameters in expected:
+        method = getattr(owner, name, None)
+        try:
+            actual = tuple(inspect.signature(method).parameters) if callable(method) else None
+        except (TypeError, ValueError):
+            actual = None
+        if actual != parameters:
+            found.append(f"{owner.__name__}.{name}{parameters} (found: {actual})")
+    return found

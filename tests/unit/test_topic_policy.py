@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import inspect
 import pickle
 
 import pytest
@@ -24,7 +23,7 @@ from sources.app.topic_manager import (
     TopicPolicy,
 )
 from sources.app.topics import CANDLES_TOPIC, SOURCE_TOPIC, topic_config
-from sources.kraken.quix_internals import CHECKED_WITH
+from sources.kraken.quix_internals import CHECKED_WITH, mismatches
 
 ASKED = TopicConfig(num_partitions=3, replication_factor=1, extra_config={"retention.ms": "-1"})
 
@@ -95,15 +94,14 @@ def test_the_quix_streams_hooks_the_policy_overrides_are_there() -> None:
     a release that renames or reshapes one fails here, not in a deployment."""
     installed = Version(importlib.metadata.version("quixstreams"))
     assert installed in SpecifierSet(CHECKED_WITH), f"quixstreams {installed}: check the hooks"
-    hooks = {
-        Application._get_topic_manager: ["self"],
-        TopicManager._create_topic: ["self", "topic", "timeout", "create_timeout"],
-        TopicManager._get_or_create_broker_topic: ["self", "topic"],
-        TopicManager._fetch_topic: ["self", "topic"],
-        QuixTopicManager._create_topic: ["self", "topic", "timeout", "create_timeout"],
-    }
-    for method, parameters in hooks.items():
-        assert list(inspect.signature(method).parameters) == parameters, method
+    hooks = (
+        (Application, "_get_topic_manager", ("self",)),
+        (TopicManager, "_create_topic", ("self", "topic", "timeout", "create_timeout")),
+        (TopicManager, "_get_or_create_broker_topic", ("self", "topic")),
+        (TopicManager, "_fetch_topic", ("self", "topic")),
+        (QuixTopicManager, "_create_topic", ("self", "topic", "timeout", "create_timeout")),
+    )
+    assert mismatches(hooks) == []
 
 
 def test_an_unknown_topic_manager_keeps_its_own_policy(monkeypatch, caplog) -> None:
