@@ -17,7 +17,8 @@ only because the bench measures it in seconds (docs/benchmark.md, "Start-up"), a
 guarded: `unexpected(reach)` compares the internals it relies on (`REACHES`: methods and
 their parameters) with the installed Quix Streams, and a reach that does not fit is left out
 (logged): the application then starts as Quix Streams starts it, slower but with every
-guarantee. They were checked with the Quix Streams versions in `CHECKED_WITH`, and
+guarantee. They were checked with the Quix Streams versions in `quix_internals.CHECKED_WITH`
+(the one range for every reach into Quix Streams), and
 `tests/unit/test_quick_start.py` fails when one no longer fits.
 
 `QuickStart` is mixed into the pipelines' `Application` (`topic_manager.PipelineApplication`).
@@ -35,10 +36,9 @@ from quixstreams.sources.base.manager import SourceProcess
 from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
-from ..kraken.quix_internals import mismatches
+from ..kraken.quix_internals import CHECKED_WITH, mismatches
 
 __all__ = [
-    "CHECKED_WITH",
     "REACHES",
     "PromptRecovery",
     "QuickStart",
@@ -48,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKED_WITH = ">=3.28,<=3.28.1"  # the Quix Streams versions these reaches were checked with
 
 RECOVERY_POLL = 0.05  # seconds a recovery's poll waits for a changelog record
 MAIN_LOOP_POLL = 0.1  # seconds the main loop's poll waits for a record (a public argument)
