@@ -12,14 +12,17 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   `SelfHealingStores` drops that store's local copy and recovers it from the changelog
   within the same assignment instead.
 
-Each of the two is a reach into Quix Streams' internals (no public way offers it), taken
-only because the bench measures it in seconds (docs/benchmark.md, "Start-up"), and each is
-guarded: `unexpected(reach)` compares the internals it relies on (`REACHES`: methods and
-their parameters) with the installed Quix Streams, and a reach that does not fit is left out
-(logged): the application then starts as Quix Streams starts it, slower but with every
-guarantee. They were checked with the Quix Streams versions in `quix_internals.CHECKED_WITH`
-(the one range for every reach into Quix Streams), and
-`tests/unit/test_quick_start.py` fails when one no longer fits.
+Beside them, `ChangelogSafeConsumer` (`changelog_guard`) keeps a stray changelog record out of
+the main loop, where Quix Streams would stop the application with a `KeyError`.
+
+Each of the three is a reach into Quix Streams' internals (no public way offers it), taken
+only because the bench measures it in seconds (docs/benchmark.md, "Start-up") or a crash was
+seen, and each is guarded: `unexpected(reach)` compares the internals it relies on
+(`REACHES`: methods and their parameters) with the installed Quix Streams, and a reach that
+does not fit is left out (logged): the application then runs as Quix Streams runs it. They
+were checked with the Quix Streams versions in `quix_internals.CHECKED_WITH` (the one range for
+every reach into Quix Streams), and `tests/unit/test_quick_start.py` fails when one no longer
+fits.
 
 `QuickStart` is mixed into the pipelines' `Application` (`topic_manager.PipelineApplication`).
 """
@@ -31,12 +34,14 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 from quixstreams import Application
+from quixstreams.internal_consumer import InternalConsumer
 from quixstreams.sources.base import manager as source_manager
 from quixstreams.sources.base.manager import SourceProcess
 from quixstreams.state import RecoveryManager, StateStoreManager, StorePartition
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from ..kraken.quix_internals import CHECKED_WITH, mismatches
+from .changelog_guard import ChangelogSafeConsumer
 
 __all__ = [
     "REACHES",
@@ -72,6 +77,10 @@ REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
         ),
         (StateStoreManager, "on_partition_revoke", ("self", "stream_id", "partition")),
         (StateStoreManager, "destroy_partition_state", ("self", "stream_id", "partition")),
+    ),
+    "changelog records kept out": (
+        (InternalConsumer, "poll_row", ("self", "timeout", "buffered")),
+        (InternalConsumer, "pause", ("self", "partitions")),
     ),
 }
 
@@ -168,8 +177,9 @@ class PromptSourceProcess(SourceProcess):
 
 
 class QuickStart(Application):
-    """An `Application` that recovers state promptly and rebuilds a store that is ahead of
-    its changelog in place (each where it fits this Quix Streams: see the module). Its
+    """An `Application` that recovers state promptly, rebuilds a store that is ahead of its
+    changelog in place, and keeps changelog records out of its main loop (each where it fits
+    this Quix Streams: see the module). Its
     sources start as Quix Streams starts them: once the group join has assigned partitions."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -181,6 +191,9 @@ class QuickStart(Application):
         state = getattr(self, "_state_manager", None)
         if type(state) is StateStoreManager and _fits("rebuild in place"):
             state.__class__ = SelfHealingStores
+        consumer = getattr(self, "_consumer", None)
+        if type(consumer) is InternalConsumer and _fits("changelog records kept out"):
+            consumer.__class__ = ChangelogSafeConsumer
         recovery = getattr(state, "_recovery_manager", None)
         if self._prompt_recovery and type(recovery) is RecoveryManager:
             state._recovery_manager = PromptRecovery(  # as Quix Streams makes its own

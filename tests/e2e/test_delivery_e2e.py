@@ -24,6 +24,7 @@ from tests.support.trades import (
     last_ids,
     reached,
     trades_pipeline,
+    wait_for_positions,
     wait_for_subscriptions,
     wait_for_trades,
 )
@@ -72,6 +73,7 @@ def test_a_busy_pair_during_a_long_repair_neither_crashes_nor_loses_trades(
         trades_pipeline(broker, kraken, tmp_path, **env) as pipeline,
     ):
         wait_for_subscriptions(pipeline, 1)
+        wait_for_positions(pipeline)
         before = last_ids(market)
         kraken.outage(12)  # 2,400+ trades per pair: 3+ REST pages each, one a second
         # reconnect attempts back off during the outage (ceilings 1, 2, 4, 8, 16 s)

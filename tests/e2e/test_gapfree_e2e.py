@@ -21,6 +21,7 @@ from tests.support.trades import (
     last_ids,
     reached,
     trades_pipeline,
+    wait_for_positions,
     wait_for_subscriptions,
     wait_for_trades,
 )
@@ -52,6 +53,7 @@ def test_outage_longer_than_the_snapshot_is_repaired_from_rest(
 ) -> None:
     with trades_pipeline(broker, kraken, tmp_path) as pipeline:
         wait_for_subscriptions(pipeline, 1)
+        wait_for_positions(pipeline)
         first = {p: i - 5 for p, i in wait_for_trades(market, 5).items()}
         before = last_ids(market)
         kraken.outage(5)  # ~150 trades per pair happen meanwhile: more than the snapshot's 50
@@ -76,6 +78,7 @@ def outage_gap(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """An outage longer than a snapshot covers: (last ids before it, last ids after it)."""
     wait_for_subscriptions(pipeline, 1)
+    wait_for_positions(pipeline)
     wait_for_trades(market, 5)
     before = last_ids(market)
     kraken.outage(5)

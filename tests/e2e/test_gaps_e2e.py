@@ -23,6 +23,7 @@ from tests.support.trades import (
     last_ids,
     reached,
     trades_pipeline,
+    wait_for_positions,
     wait_for_subscriptions,
     wait_for_trades,
 )
@@ -56,6 +57,7 @@ def test_a_gap_rest_cannot_fill_is_named_once_and_its_candle_is_incomplete(
         trades_pipeline(broker, kraken, tmp_path / "trades", **env) as trades,
     ):
         wait_for_subscriptions(trades, 1)
+        wait_for_positions(trades)
         wait_for_trades(market, 5)
         before_all = last_ids(market)
         before = before_all["BTC/USD"]

@@ -19,6 +19,7 @@ from tests.support.trades import (
     last_ids,
     reached,
     trades_pipeline,
+    wait_for_positions,
     wait_for_subscriptions,
     wait_for_trades,
 )
@@ -45,6 +46,7 @@ def test_hostile_text_and_oversized_input_cost_nothing_but_time(broker: str, tmp
         trades_pipeline(broker, kraken, tmp_path, **limits) as pipeline,
     ):
         wait_for_subscriptions(pipeline, 1)
+        wait_for_positions(pipeline)
         first = {p: i - 5 for p, i in wait_for_trades(market, 5).items()}
         connections = 1
 

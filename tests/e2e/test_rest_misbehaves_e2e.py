@@ -19,6 +19,7 @@ from tests.support.trades import (
     last_ids,
     reached,
     trades_pipeline,
+    wait_for_positions,
     wait_for_subscriptions,
     wait_for_trades,
 )
@@ -50,6 +51,7 @@ def test_kraken_errors_a_lagging_rest_and_rest_down_only_delay_the_repairs(
         trades_pipeline(broker, kraken, tmp_path) as pipeline,
     ):
         wait_for_subscriptions(pipeline, 1)
+        wait_for_positions(pipeline)
         first = {p: i - 5 for p, i in wait_for_trades(market, 5).items()}
         # 1. transient Kraken errors, then a healthy REST
         kraken.rest_errors(

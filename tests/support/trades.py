@@ -112,3 +112,20 @@ def wait_for_subscriptions(pipeline: PipelineProcess, count: int, timeout: float
     while len(re.findall(r"Subscribed to ETH/USD", pipeline.log)) < count:
         assert time.monotonic() < deadline, pipeline.log[-3000:]
         time.sleep(0.1)
+
+
+def wait_for_positions(
+    pipeline: PipelineProcess, pairs: tuple[str, ...] = PAIRS, timeout: float = 30
+) -> None:
+    """Wait until the source has published trades of every pair (its summary says so): from
+    then on it holds a position for each, and a trade_id that leaps past it is a gap. (A
+    subscription alone is not enough: an outage that starts before its snapshot arrives
+    leaves the pair without a position, and the first trade after it is the pair's first.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        summaries = re.findall(r"Summary: trades: ([^|]*)\|", pipeline.log)
+        counts = dict(re.findall(r"(\S+)=(\d+)", summaries[-1])) if summaries else {}
+        if all(int(counts.get(pair, 0)) > 0 for pair in pairs):
+            return
+        assert time.monotonic() < deadline, pipeline.log[-3000:]
+        time.sleep(0.1)

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from quixstreams.internal_consumer import InternalConsumer
+from quixstreams.models.topics import Topic, TopicType
 from quixstreams.state import StateStoreManager
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
 
 from sources.app import quick_start
+from sources.app.changelog_guard import ChangelogSafeConsumer
 from sources.app.quick_start import (
     REACHES,
     RECOVERY_POLL,
@@ -228,3 +231,27 @@ def test_the_source_process_recovers_with_the_prompt_recovery(
     used = process._recover_state(None)
     assert used is PromptRecovery
     assert manager.RecoveryManager is RecoveryManager  # put back
+
+
+def test_a_changelog_record_never_reaches_the_main_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen once in CI: a changelog record polled by the main loop stopped the application
+    with a KeyError (no dataframe reads a changelog topic). It is dropped, its partition
+    paused again, and the log says so; the rows of data topics pass as they come."""
+    app = PipelineApplication(broker_address="127.0.0.1:1", consumer_group="g")
+    consumer = app._consumer
+    assert type(consumer) is ChangelogSafeConsumer
+    changelog = Topic("changelog__g--trades--default", topic_type=TopicType.CHANGELOG)
+    consumer._topics = {t.name: t for t in (changelog, Topic("trades"))}
+    stray = SimpleNamespace(topic=changelog.name, partition=2, offset=7)
+    data = SimpleNamespace(topic="trades", partition=2, offset=8)
+    polled = [[data, data], stray, data, None]
+    monkeypatch.setattr(InternalConsumer, "poll_row", lambda self, **kw: polled.pop(0))
+    paused: list[TopicPartition] = []
+    monkeypatch.setattr(consumer, "pause", paused.extend)
+    assert [consumer.poll_row(timeout=0.1) for _ in range(4)] == [[data, data], None, data, None]
+    assert [(tp.topic, tp.partition) for tp in paused] == [(changelog.name, 2)]
+    assert f"changelog record reached the processing loop ({changelog.name}[2] at offset 7)" in (
+        caplog.text
+    )
