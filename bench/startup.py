@@ -31,16 +31,18 @@ STARTUP_RATE = 200.0  # trades/s offered while the pipeline starts: a trade ever
 FIRST_TRADE_TIMEOUT = 60.0
 SETTLE = 0.5  # seconds without a new record before the next start (the last run's tail)
 
-# Each step's log line (a regular expression searched in the pipeline's log), in the order
-# a start goes through them. The consumer group's join has no line of its own (Quix Streams
-# logs it at DEBUG): it is the time between the topics and the source's process.
+# Each step's log line (a regular expression searched in the pipeline's log). The consumer
+# group's join ends at the assignment, where Quix Streams starts the source ("Starting source
+# <name>", from the application's process); the source's process may be spawned, and its
+# state recovered, before that (the quick start spawns it with the join).
 STEPS: tuple[tuple[str, str], ...] = (
     ("settings read (Python, imports)", r"\] Starting: \d+ pairs? "),
     ("topics created or checked, output-tail seeds read", r"Starting the Application with"),
-    ("local state found ahead of its changelog (rebuilt)", r"Local state is ahead of its"),
-    ("dataframe's state recovered (when it had to)", r"\[quixstreams\] : Recovery process com"),
     ("source process running (spawned, imports)", r"\] : Starting source$"),
     ("source's state recovered", r"\] : Source started$"),
+    ("group joined: partitions assigned, source let go", r"\[quixstreams\] : Starting source \S"),
+    ("local state found ahead of its changelog (rebuilt)", r"Local state is ahead of its"),
+    ("dataframe's state recovered (when it had to)", r"\[quixstreams\] : Recovery process com"),
     ("subscribed to Kraken", r"\] Subscribed to \S+ trades|\] : Subscribed to \S+ trades"),
 )
 FIRST_TRADE = "first trade written (the bench's reader has it)"
@@ -155,7 +157,8 @@ def startup_markdown(results: list[StartupResult], *, machine_line: str | None =
             f"Start-up: medians of {runs} rounds, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; seconds from the start of "
             "`python pipelines/trades/main.py` until each step (from the log's timestamps; the "
-            "source starts once the consumer group's join is over). A round starts the pipeline "
+            "source's process spawns with the consumer group's join, its source starts once the "
+            "join is over). A round starts the pipeline "
             "on new topics, stops it after its first trade (SIGTERM), and starts it again on "
             "them.",
             *([f"Machine: {machine_line}."] if machine_line else []),

@@ -10,12 +10,18 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   changelog; Tansu reports the end of a changelog short by its last batch), and
   `run_application` then starts a new application, whose consumer joins the group again.
   `SelfHealingStores` drops that store's local copy and recovers it from the changelog
-  within the same assignment instead.
+  within the same assignment instead;
+- starts a source's process only once the group join has assigned partitions, so that the
+  process's start (spawn, imports: about 0.7 s) and its state recovery follow the join, which
+  the broker holds for seconds (Tansu: half the session timeout; Kafka and Redpanda: their
+  initial rebalance delay, 3 s by default). `PromptSourceProcess.spawn_early` spawns it with
+  the join instead; its source waits at a closed `start_gate` and starts, as in Quix Streams,
+  at the assignment.
 
 Beside them, `ChangelogSafeConsumer` (`changelog_guard`) keeps a stray changelog record out of
 the main loop, where Quix Streams would stop the application with a `KeyError`.
 
-Each of the three is a reach into Quix Streams' internals (no public way offers it), taken
+Each of the four is a reach into Quix Streams' internals (no public way offers it), taken
 only because the bench measures it in seconds (docs/benchmark.md, "Start-up") or a crash was
 seen, and each is guarded: `unexpected(reach)` compares the internals it relies on
 (`REACHES`: methods and their parameters) with the installed Quix Streams, and a reach that
@@ -30,6 +36,7 @@ fits.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -77,6 +84,11 @@ REACHES: dict[str, tuple[tuple[type, str, tuple[str, ...]], ...]] = {
         ),
         (StateStoreManager, "on_partition_revoke", ("self", "stream_id", "partition")),
         (StateStoreManager, "destroy_partition_state", ("self", "stream_id", "partition")),
+    ),
+    "source spawned with the join": (
+        (Application, "_run_dataframe", ("self", "sink")),
+        (SourceProcess, "start", ("self",)),
+        (SourceProcess, "raise_for_error", ("self",)),
     ),
     "changelog records kept out": (
         (InternalConsumer, "poll_row", ("self", "timeout", "buffered")),
@@ -163,7 +175,29 @@ class SelfHealingStores(StateStoreManager):
 
 
 class PromptSourceProcess(SourceProcess):
-    """The source's process, recovering the source's state with `PromptRecovery`."""
+    """The source's process, recovering the source's state with `PromptRecovery`; spawned
+    early (`spawn_early`) when its source has a `start_gate`, which `start()` then opens."""
+
+    _early = False
+
+    def spawn_early(self) -> None:
+        """Spawn the process now, during the group join: it imports and recovers the source's
+        state while the broker holds the join. Its source waits at its closed `start_gate`,
+        and `started` stays False (its errors are raised from `start()` on), until Quix
+        Streams calls `start()` at the assignment."""
+        gate = multiprocessing.get_context("spawn").Event()
+        self.source.start_gate = gate
+        self._early = True
+        logger.debug("Spawning the process of source %s during the group join", self.source)
+        super(SourceProcess, self).start()  # the process itself; `SourceProcess.start` later
+
+    def start(self) -> None:
+        if not self._early:
+            super().start()
+            return
+        source_manager.logger.info("Starting source %s", self.source)  # Quix Streams' line
+        self._started = True
+        self.source.start_gate.set()
 
     def _recover_state(self, source: Any) -> StorePartition:
         # Quix Streams builds the RecoveryManager here by its module-level name; this
@@ -179,8 +213,9 @@ class PromptSourceProcess(SourceProcess):
 class QuickStart(Application):
     """An `Application` that recovers state promptly, rebuilds a store that is ahead of its
     changelog in place, and keeps changelog records out of its main loop (each where it fits
-    this Quix Streams: see the module). Its
-    sources start as Quix Streams starts them: once the group join has assigned partitions."""
+    this Quix Streams: see the module). A source with a `start_gate` has its process
+    spawned with the group join; it starts, as in Quix Streams, once the join has assigned
+    partitions."""
 
     def __init__(self, **kwargs: Any) -> None:
         # the assignment callback runs inside the main loop's poll, which then waits out its
@@ -209,3 +244,11 @@ class QuickStart(Application):
                 if type(process) is SourceProcess:
                     process.__class__ = PromptSourceProcess
         return topic
+
+    def _run_dataframe(self, sink: Any = None) -> None:
+        if _fits("source spawned with the join"):
+            for process in self._source_manager.processes:
+                gated = hasattr(process.source, "start_gate")
+                if type(process) is PromptSourceProcess and gated and not process.started:
+                    process.spawn_early()
+        super()._run_dataframe(sink)

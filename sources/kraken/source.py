@@ -1,8 +1,9 @@
 """`KrakenTradesSource`: every Kraken trade of chosen pairs, as a Quix Streams source.
 
 Lifecycle only, in Quix Streams' shape (`quixstreams/sources/base/source.py`): `setup()`
-builds the `engine.Engine` once the source's state is recovered, `run()` loops until
-stopped, `cleanup(failed)` tears down. What the loop does lives elsewhere: sequencing and
+builds the `engine.Engine` once the source's state is recovered, `run()` waits for its
+`start_gate` (when the application spawned it early) and loops until stopped,
+`cleanup(failed)` tears down. What the loop does lives elsewhere: sequencing and
 repairs in the core (`feed`, `lanes`), carrying out its decisions in `engine`, writing them
 in `publish`, the finite backfill in `backfill`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from quixstreams.models.topics import Topic
 from quixstreams.sources import StatefulSource
@@ -46,6 +47,13 @@ logger = logging.getLogger(__name__)
 SOURCE_PRODUCER_CONFIG = {"enable.idempotence": False, "max.in.flight.requests.per.connection": 1}
 
 MetricsFactory = Callable[[tuple[str, ...], int | None], MetricsSink | None]
+GATE_POLL = 0.05  # seconds between looks at a stop while the start gate is closed
+
+
+class StartGate(Protocol):
+    """What `run()` waits on: a `multiprocessing` Event of the spawn context."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class KrakenTradesSource(StatefulSource):
@@ -65,7 +73,13 @@ class KrakenTradesSource(StatefulSource):
         there instead of taking their first live trade on faith.
     :param metrics: makes the metrics in the source's process, given the pairs and
         `backfill_since_ns` (e.g. `sources.observability.source_metrics`); None: no metrics.
+
+    `start_gate` (None unless set before the process spawns): an application that spawns the
+    source's process during its group join (`sources.app.quick_start`) sets it, and opens it
+    once it has its partitions; until then `run()` neither connects nor writes.
     """
+
+    start_gate: StartGate | None = None
 
     def __init__(
         self,
@@ -120,6 +134,10 @@ class KrakenTradesSource(StatefulSource):
     def run(self) -> None:
         """Stream (or, with `backfill_only`, fetch the history); return once stopped."""
         assert self.engine is not None
+        gate = self.start_gate
+        if gate is not None:
+            while self.running and not gate.wait(GATE_POLL):
+                pass  # a stop meanwhile: the loops below see it, as at any other time
         if self.config.backfill_only:
             run_backfill(self.engine, lambda: self.running)
         else:

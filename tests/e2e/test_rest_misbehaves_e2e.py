@@ -103,6 +103,8 @@ def test_a_restart_after_a_busy_day_under_a_new_group_repairs_from_the_output(
         with trades_pipeline(broker, kraken, tmp_path, **env) as pipeline:
             pipeline.wait_for_log(r"Subscribed to BTC/USD")
             start = market.last("BTC/USD", 1)[0].trade_id
+            # the output holds the pair up to `start` (what a new group's start reads)
+            consume(broker, output, until=reached(pair, {"BTC/USD": start}), timeout=30)
             assert pipeline.stop() == 0
         # the downtime: 15,000 trades, spread over the next 30 s (pages of ~2 s each)
         market.seed_history(15_000, span_seconds=30, end_ns=time.time_ns() + 30 * 10**9)

@@ -5,6 +5,8 @@ Start-up times themselves are measured by `python -m bench --startup`, not here.
 
 from __future__ import annotations
 
+import threading
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,9 +35,29 @@ class _Subscribed(Exception):
     """Ends `_run_dataframe` once the consumer subscribed (no broker is needed)."""
 
 
+class _Source:
+    """A source as the application holds it; `gated`: it has a `start_gate` (as
+    `KrakenTradesSource` has)."""
+
+    def __init__(self, gated: bool) -> None:
+        if gated:
+            self.start_gate: Any = None
+
+
+def _process(source: _Source) -> PromptSourceProcess:
+    process = PromptSourceProcess.__new__(PromptSourceProcess)  # no pipe, no process yet
+    process.source = source  # type: ignore[assignment]
+    process._started = False
+    return process
+
+
 def _calls_until_subscribed(
-    offset_reset: str, monkeypatch: pytest.MonkeyPatch, guarantee: str = "at-least-once"
-) -> list[str]:
+    monkeypatch: pytest.MonkeyPatch,
+    source: _Source,
+    offset_reset: str = "earliest",
+    guarantee: str = "at-least-once",
+) -> tuple[list[str], PromptSourceProcess]:
+    """What happens from `_run_dataframe` until the consumer subscribes (no broker)."""
     app = PipelineApplication(
         broker_address="127.0.0.1:1",
         consumer_group="g",
@@ -43,6 +65,14 @@ def _calls_until_subscribed(
         processing_guarantee=guarantee,
     )
     calls: list[str] = []
+    process = _process(source)
+    app._source_manager.processes.append(process)
+    monkeypatch.setattr(BaseProcess, "start", lambda self: calls.append("spawn"))
+    # a spawn context's Event starts multiprocessing's resource tracker: a process
+    spawn = SimpleNamespace(Event=threading.Event)
+    monkeypatch.setattr(
+        quick_start, "multiprocessing", SimpleNamespace(get_context=lambda m: spawn)
+    )
     monkeypatch.setattr(app._source_manager, "start_sources", lambda: calls.append("start"))
 
     def subscribe(*args: Any, **kwargs: Any) -> None:
@@ -52,18 +82,31 @@ def _calls_until_subscribed(
     monkeypatch.setattr(app._consumer, "subscribe", subscribe)
     with pytest.raises(_Subscribed):
         app._run_dataframe()
-    return calls
+    return calls, process
 
 
-def test_the_source_waits_for_the_assignment_as_in_quix_streams(
+def test_a_gated_source_s_process_spawns_with_the_join_and_its_source_starts_at_assignment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The source starts in the assign callback, whatever the offset reset or the guarantee
-    (started with the join, an application stopped during its join and started again never
-    got its assignment on Tansu)."""
+    """The process imports and recovers the source's state while the broker holds the join;
+    the source itself starts where Quix Streams starts it, whatever the offset reset or the
+    guarantee (a source that writes before the join can be missed by a `latest` consumer)."""
     for reset in ("earliest", "latest"):
         for guarantee in ("at-least-once", "exactly-once"):
-            assert _calls_until_subscribed(reset, monkeypatch, guarantee) == ["subscribe"]
+            calls, process = _calls_until_subscribed(monkeypatch, _Source(True), reset, guarantee)
+            assert calls == ["spawn", "subscribe"]
+            gate = process.source.start_gate
+            assert not gate.is_set() and not process.started  # its errors wait for start()
+            process.start()  # Quix Streams' start_sources(), at the assignment
+            assert gate.is_set() and process.started
+            assert calls == ["spawn", "subscribe"]  # not spawned twice
+
+
+def test_a_source_without_a_gate_starts_as_in_quix_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls, process = _calls_until_subscribed(monkeypatch, _Source(False))
+    assert calls == ["subscribe"] and not hasattr(process.source, "start_gate")
 
 
 @pytest.mark.parametrize("reach", sorted(REACHES))
@@ -85,6 +128,8 @@ def test_a_reach_that_does_not_fit_is_left_out(
     assert type(app._state_manager._recovery_manager) is RecoveryManager
     assert "starting without it" in caplog.text
     calls: list[str] = []
+    app._source_manager.processes.append(_process(_Source(True)))
+    monkeypatch.setattr(BaseProcess, "start", lambda self: calls.append("spawn"))
     monkeypatch.setattr(app._source_manager, "start_sources", lambda: calls.append("start"))
 
     def subscribe(*args: Any, **kwargs: Any) -> None:
@@ -93,7 +138,7 @@ def test_a_reach_that_does_not_fit_is_left_out(
     monkeypatch.setattr(app._consumer, "subscribe", subscribe)
     with pytest.raises(_Subscribed):
         app._run_dataframe()
-    assert calls == []  # the source waits for the assignment, as in Quix Streams
+    assert calls == []  # the source's process waits for the assignment, as in Quix Streams
 
 
 def test_the_application_and_its_sources_recover_state_promptly() -> None:
