@@ -185,6 +185,16 @@ def test_the_configuration_table_lists_every_variable_with_its_default(app: str)
     assert rows == [(v.name, v.default) for v in APPS[app]]
 
 
+def test_the_readme_s_excerpt_names_real_settings_with_their_defaults() -> None:
+    """The README shows the most used settings; each is in the list, with its default."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- variables excerpt: trades -->\n", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (?:`([^`]*)`|\*\(empty\)\*) \|", table, re.MULTILINE)
+    defaults = {v.name: v.default for v in APPS["trades"]}
+    assert len(rows) == len(table.splitlines()) - 2  # every row read
+    assert [(name, defaults.get(name)) for name, _ in rows] == rows
+
+
 @pytest.mark.parametrize("app", APPS)
 def test_the_configuration_table_is_the_one_the_list_prints(app: str) -> None:
     """Ranges included: `python -m sources.app.variables --markdown <app>` writes it."""
