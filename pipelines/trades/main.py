@@ -52,6 +52,7 @@ from sources.broker import (
 )
 from sources.kraken.instruments import InstrumentsUnavailable
 from sources.kraken.instruments import resolve_pairs as resolve_pair_specs
+from sources.kraken.positions import latest
 from sources.kraken.source import BACKFILL_OUTCOMES, END_OF_BACKFILL_HEADER, KrakenTradesSource
 from sources.observability import source_metrics
 from sources.observability.app import Observability, start_trades
@@ -63,6 +64,9 @@ from sources.steps.normalize import normalize_trades
 logger = logging.getLogger("trades")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_HISTORY_INCOMPLETE, EXIT_BACKFILL_DEADLINE = 0, 1, 2, 3, 4
+# Source-topic messages read back at start (`seed_from_source_topic`): what a run stopped
+# before its dataframe caught up left there is at the topic's end.
+SOURCE_TAIL = 200
 
 
 def make_source(
@@ -126,6 +130,9 @@ def build_dataframe(
     )
     source = make_source(settings, optional_pairs, already.positions())
     sdf = app.dataframe(source=source)
+    source.start_positions = latest(
+        source.start_positions, seed_from_source_topic(app, settings, sdf.topics[0].name)
+    )
     if history is not None:
         sdf = sdf.update(history.step(app), metadata=True)
     sdf = sdf.apply(dedupe, stateful=True)  # never the same trade_id twice per pair
@@ -307,6 +314,19 @@ def seed_from_output(app: Application, settings: TradesSettings, topic: str) -> 
             ", ".join(f"{pair} up to trade_id {trade_id}" for pair, trade_id in seed.items()),
         )
     return seed
+
+
+def seed_from_source_topic(
+    app: Application, settings: TradesSettings, topic: str
+) -> dict[str, tuple[int, int]]:
+    """Each pair's last trade among the source topic's last `SOURCE_TAIL` messages: what an
+    earlier run's source wrote there. Its dataframe may not have written it out yet, yet a new
+    consumer group's dataframe will (it reads the source topic from its start): a pair without
+    a saved position starts after it, not at its first live trade. (Not a dedupe seed: those
+    trades are still to be published.)"""
+    broker_config = app.config.broker_address.as_librdkafka_dict()
+    found = last_trade_ids(broker_config, topic, tail=SOURCE_TAIL, max_records=SOURCE_TAIL)
+    return {pair: pos for pair, pos in found.positions().items() if pair in settings.pairs}
 
 
 def dedupe_seed(settings: TradesSettings, seed: LastTradeIds) -> dict[str, int]:

@@ -85,7 +85,7 @@ class Feed:
 
     :param config: the behaviour.
     :param positions: pair -> (last published trade_id, its epoch ms): restored state, or
-        the output topic's last trade of pairs without one.
+        the last trade already written of pairs without one.
     """
 
     def __init__(self, config: FeedConfig, positions: Mapping[str, tuple[int, int]] = {}) -> None:

@@ -4,8 +4,9 @@ The state format is `pair -> [trade_id, timestamp_ms]`, as every version of this
 wrote it, so an upgraded deployment resumes where the previous one stopped.
 
 A pair without a saved position (a new consumer group, a new shard count, a state that was
-reset) starts from the output topic's last trade of it, so the difference is repaired from
-REST instead of skipped; only a pair the output has never seen starts at its first live trade.
+reset) starts from the last trade of it already written (in the output topic, or in the
+source topic for the dataframe to publish), so the difference is repaired from REST instead
+of skipped; only a pair never written starts at its first live trade.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Position", "restore_positions", "save_positions", "starting_positions"]
+__all__ = ["Position", "latest", "restore_positions", "save_positions", "starting_positions"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,22 @@ def restore_positions(state: Any, pairs: Iterable[str]) -> dict[str, Position]:
     return positions
 
 
+def latest(*found: Mapping[str, Position]) -> dict[str, Position]:
+    """Each pair's position with the highest trade_id among `found` (e.g. the last trades in
+    the output topic and in the source topic)."""
+    positions: dict[str, Position] = {}
+    for each in found:
+        for pair, position in each.items():
+            if pair not in positions or position[0] > positions[pair][0]:
+                positions[pair] = position
+    return positions
+
+
 def starting_positions(
     saved: Mapping[str, Position], output: Mapping[str, Position]
 ) -> dict[str, Position]:
-    """Where each pair starts: its saved position, else the output topic's last trade of it.
+    """Where each pair starts: its saved position, else the last trade of it already written
+    (`output`: in the output topic, or in the source topic for the dataframe to publish).
 
     The saved position wins: it is what the source itself published (the output may lag
     behind it, never lead it, while the state lives). A pair found only in the output is
@@ -53,8 +66,9 @@ def starting_positions(
     from_output = {pair: pos for pair, pos in output.items() if pair not in positions}
     if from_output:
         logger.info(
-            "No saved position for %s: starting from the output topic's last trade of each "
-            "(any trade after it is fetched from REST, never skipped)",
+            "No saved position for %s: starting from the last trade of each already written "
+            "(in the output topic, or in the source topic for the dataframe to publish; any "
+            "trade after it is fetched from REST, never skipped)",
             ", ".join(f"{pair} (trade_id {pos[0]})" for pair, pos in from_output.items()),
         )
     positions.update(from_output)

@@ -68,7 +68,8 @@ class KrakenTradesSource(StatefulSource):
     error: a pair Kraken never accepted.
 
     :param config: what it does (`config.SourceConfig`).
-    :param start_positions: pair -> (last trade_id, its epoch ms) in the output topic, for
+    :param start_positions: pair -> (last trade_id, its epoch ms) already written (in the
+        output topic, or in the source topic for the dataframe to publish), for
         pairs without a saved position (a new state, group or shard count): they repair from
         there instead of taking their first live trade on faith.
     :param metrics: makes the metrics in the source's process, given the pairs and

@@ -1,4 +1,5 @@
-"""The last trade_id of each pair in the output topic: what the dedupe step is seeded with.
+"""The last trade_id of each pair in the output topic: what the dedupe step is seeded with
+(and, read from the source topic's tail, what an earlier run's source wrote there).
 
 After a crash in at-least-once mode the dataframe writes again what it wrote since its last
 commit. The output topic is the truth: before the Application runs, `last_trade_ids` finds
@@ -432,7 +433,8 @@ def _take(
     id_field: str,
 ) -> None:
     """Keep the record's `id_field` (and `timestamp_ms`) if it is a trade (of a wanted pair)
-    newer than found."""
+    newer than found: an output record (`pair`), or a source-topic message (one pair's Kraken
+    trades, `symbol`, in trade_id order: its last one counts)."""
     value = message.value()
     if not value:
         return
@@ -440,9 +442,15 @@ def _take(
         record = orjson.loads(value)
     except orjson.JSONDecodeError:
         return
-    if not isinstance(record, dict):
+    if isinstance(record, list):
+        record = record[-1] if record else None
+        if not isinstance(record, dict):
+            return
+        pair = record.get("symbol")
+    elif isinstance(record, dict):
+        pair = record.get("pair")
+    else:
         return
-    pair = record.get("pair")
     trade_id = record.get(id_field)
     if not isinstance(pair, str) or type(trade_id) is not int:
         return  # not a trade, or a transform dropped the fields

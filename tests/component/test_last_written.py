@@ -319,3 +319,32 @@ def test_gap_events_by_their_last_trade_id(broker: str) -> None:
 
     assert found == ends
     assert last_trade_ids(config(broker), topic) == {}  # no record has a trade_id
+
+
+def test_source_topic_messages_by_their_last_trade(broker: str) -> None:
+    """The source topic's messages: one pair's Kraken trades as a JSON list (trade_id order),
+    gap events (objects without `trade_id`), the end-of-backfill marker (an empty list)."""
+    topic = unique("lw-source")
+    create_topic(broker, topic, partitions=1)
+
+    def message(pair: str, ids: range) -> Row:
+        trades = [
+            {"symbol": pair, "trade_id": n, "price": 1.5, "qty": 0.1, "timestamp_ms": 1000 + n}
+            for n in ids
+        ]
+        return 0, pair.encode(), orjson.dumps(trades)
+
+    gap = {"pair": "ETH/USD", "first_trade_id": 31, "last_trade_id": 39, "reason": "rest_lacks"}
+    rows = [
+        message("BTC/USD", range(1, 11)),
+        message("ETH/USD", range(20, 31)),
+        (0, b"ETH/USD", orjson.dumps(gap)),
+        message("BTC/USD", range(11, 13)),
+        (0, b"", orjson.dumps([])),
+    ]
+    produce(broker, topic, [rows])
+
+    found = last_trade_ids(config(broker), topic)
+
+    assert found == {"BTC/USD": 12, "ETH/USD": 30}
+    assert found.positions() == {"BTC/USD": (12, 1012), "ETH/USD": (30, 1030)}

@@ -87,37 +87,43 @@ def test_kraken_errors_a_lagging_rest_and_rest_down_only_delay_the_repairs(
     assert re.search(r"INFO.*Kraken REST answers again; the repair goes on after", log)
 
 
-def test_a_restart_after_a_busy_day_under_a_new_group_repairs_from_the_output(
+def test_a_restart_after_a_busy_day_under_a_new_group_repairs_from_what_was_written(
     broker: str, tmp_path: Path
 ) -> None:
     """Failures 4 and 5: a pair without a saved position (a new consumer group, shard count or
     state) took its first live trade on faith, skipping what the downtime held; the gap from
-    the output topic's last trade is repaired instead, through many REST pages. (Downtimes over
-    the old `max_gap` of 50,000 trades: test_proof.py, with the default settings.)"""
-    pair = ("BTC/USD",)
-    market = Market(pair, seed=43)
+    the last trade already written is repaired instead, through many REST pages: BTC/USD's
+    from the output topic; ETH/USD's, which the first run's dataframe never wrote out (a
+    transform dropped it), from the source topic, whose trades the new group's dataframe still
+    publishes. (Downtimes over the old `max_gap` of 50,000 trades: test_proof.py, with the
+    default settings.)"""
+    market = Market(PAIRS, seed=43)
     market.seed_history(count_per_pair=60, span_seconds=60)
     output, gaps = unique("trades"), unique("gaps")
-    env = {"pairs": "BTC/USD", "output": output, "gaps_output": gaps}
+    env = {"output": output, "gaps_output": gaps}
     with KrakenSimulator(market, rate=10.0, batch=2, heartbeat_interval=0.5) as kraken:
-        with trades_pipeline(broker, kraken, tmp_path, **env) as pipeline:
-            pipeline.wait_for_log(r"Subscribed to BTC/USD")
-            start = market.last("BTC/USD", 1)[0].trade_id
-            # the output holds the pair up to `start` (what a new group's start reads)
-            consume(broker, output, until=reached(pair, {"BTC/USD": start}), timeout=30)
+        first = {**env, "transforms": "tests.support.transforms:btc_usd_only"}
+        with trades_pipeline(broker, kraken, tmp_path, **first) as pipeline:
+            wait_for_subscriptions(pipeline, 1)
+            start = last_ids(market)
+            # the output holds BTC/USD up to `start`, and no ETH/USD at all
+            consume(broker, output, until=reached(("BTC/USD",), start), timeout=30)
+            wait_for_positions(pipeline)  # the source wrote ETH/USD to the source topic
             assert pipeline.stop() == 0
-        # the downtime: 15,000 trades, spread over the next 30 s (pages of ~2 s each)
-        market.seed_history(15_000, span_seconds=30, end_ns=time.time_ns() + 30 * 10**9)
+        # the downtime: 10,500 trades per pair, spread over the next 21 s (pages of ~2 s each)
+        market.seed_history(10_500, span_seconds=21, end_ns=time.time_ns() + 21 * 10**9)
         restarted = {**env, "Quix__Consumer_Group": unique("another-group")}
         with trades_pipeline(broker, kraken, tmp_path, **restarted) as pipeline:
-            pipeline.wait_for_log(r"No saved position for BTC/USD \(trade_id \d+\): starting from")
-            target = market.last("BTC/USD", 1)[0].trade_id + 20
-            records = consume(broker, output, until=reached(pair, {"BTC/USD": target}), timeout=150)
+            saved = pipeline.wait_for_log(r"No saved position for (.*): starting from the last")
+            target = {p: i + 20 for p, i in last_ids(market).items()}
+            records = consume(broker, output, until=reached(PAIRS, target), timeout=150)
             assert pipeline.stop() == 0
             log = pipeline.log
         events = no_gap_events(broker, gaps)
-    ids = by_pair(records)["BTC/USD"]
-    assert_contiguous_without_duplicates({"BTC/USD": ids})
-    assert ids[0] <= start and ids[-1] >= target
+    ids = by_pair(records)
+    assert_contiguous_without_duplicates(ids)
+    for pair in PAIRS:
+        assert ids[pair][0] <= start[pair] and ids[pair][-1] >= target[pair], pair
+        assert f"{pair} (trade_id " in saved.group(1)
+        assert re.search(rf"Gap in {pair}: trade_id \d+\.\.\d+ \(1\d{{4}} trades\) missed", log)
     assert events == [] and "will never be published" not in log
-    assert re.search(r"Gap in BTC/USD: trade_id \d+\.\.\d+ \(1\d{4} trades\) missed", log)
