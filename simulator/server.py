@@ -468,37 +468,37 @@ class KrakenSimulator:
                 wsp.subscribe_failure(method, "symbol must be a list", None, req_id, time_in),
             )
             return
-        accepted = []
+        accepted: list[str] = []
+        replies = []
         listed = self._listed
         for symbol in symbols:
             if symbol not in listed or symbol in self._rejected:
                 error = f"Currency pair not supported {symbol}"
-                await self._send(
-                    client, wsp.subscribe_failure(method, error, symbol, req_id, time_in)
-                )
+                replies.append(wsp.subscribe_failure(method, error, symbol, req_id, time_in))
                 continue
-            await self._send(
-                client, wsp.subscribe_success(method, symbol, bool(snapshot), req_id, time_in)
-            )
+            replies.append(wsp.subscribe_success(method, symbol, bool(snapshot), req_id, time_in))
             accepted.append(symbol)
         logger.debug("%s %s on connection %s", method, accepted, client.connection.id)
         client.stalled.difference_update(accepted)  # a fresh subscription is not stalled
+        # The connection's state changes before it answers (`subscriptions` never lags what
+        # the client was told); trades that come meanwhile wait in its backlog until the
+        # answers and the snapshots (taken at the same instant) are out, so the client sees
+        # them in order: answers, snapshots, updates.
         if method == "unsubscribe":
             client.symbols.difference_update(accepted)
-            return
-        if not snapshot or not accepted:
+        frames = []
+        if method == "subscribe" and accepted:
+            if snapshot:
+                frames = [
+                    wsp.trade_frame("snapshot", self.market.last(symbol, SNAPSHOT_SIZE))
+                    for symbol in accepted
+                ]
             client.symbols.update(accepted)
-            return
-        # Snapshots taken and symbols added at one instant: every later trade is an update,
-        # held back until the snapshots are out so that the client sees them in order.
-        frames = [
-            wsp.trade_frame("snapshot", self.market.last(symbol, SNAPSHOT_SIZE))
-            for symbol in accepted
-        ]
-        client.symbols.update(accepted)
-        client.backlog = []
-        for frame in frames:
+            client.backlog = []
+        for frame in (*replies, *frames):
             await self._send(client, frame)
+        if client.backlog is None:
+            return
         while client.backlog:
             frame, count = client.backlog.pop(0)
             if await self._send(client, frame):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import subprocess
@@ -193,6 +194,31 @@ def test_subscribe_acks_success_and_failure(simulator: Callable[..., KrakenSimul
             "req_id": 1234,
         }
     ]
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+def test_a_subscription_is_in_the_server_s_state_when_its_ack_arrives(
+    simulator: Callable[..., KrakenSimulator], snapshot: bool
+) -> None:
+    """Tests compare `subscriptions` with what the pipeline logged on its acks: the server
+    records a subscription before it answers (once, under load, an e2e test saw a connection
+    with half its symbols after the pipeline had all of their acks)."""
+    sim = simulator()
+    ws = connect(sim)
+    send_now = sim._send
+
+    async def slow_send(client: Any, frame: Any) -> Any:  # a busy server: each frame waits
+        await asyncio.sleep(0.05)
+        return await send_now(client, frame)
+
+    sim._send = slow_send  # type: ignore[method-assign]
+    symbols = ["BTC/USD", "ETH/USD"]
+    params = {"channel": "trade", "symbol": symbols, "snapshot": snapshot}
+    send(ws, {"method": "subscribe", "params": params, "req_id": 1})
+    first = recv(ws)
+    assert first["success"] is True and first["result"]["symbol"] == "BTC/USD"
+    assert sim.subscriptions == [frozenset(symbols)]  # the second symbol's ack is still to come
+    assert recv(ws)["result"]["symbol"] == "ETH/USD"
 
 
 def test_rejected_symbols_fail_even_when_traded(simulator: Callable[..., KrakenSimulator]) -> None:
