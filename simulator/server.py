@@ -497,8 +497,6 @@ class KrakenSimulator:
             client.backlog = []
         for frame in (*replies, *frames):
             await self._send(client, frame)
-        if client.backlog is None:
-            return
         while client.backlog:
             frame, count = client.backlog.pop(0)
             if await self._send(client, frame):

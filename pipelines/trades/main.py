@@ -77,7 +77,8 @@ def make_source(
     """The Kraken source as the settings describe it.
 
     :param optional_pairs: pairs from `all` or a pattern (see `resolve_pairs`).
-    :param start_positions: each pair's last trade in the output topic (see `seed_from_output`).
+    :param start_positions: each pair's last trade already written (see `seed_from_output`;
+        `build_dataframe` adds the source topic's tail once the dataframe names that topic).
     """
     return KrakenTradesSource(
         source_config(settings, optional_pairs),
