@@ -12,6 +12,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from bench.records import SENT_HEADER
+from sources.app.group_timing import group_timing
 
 __all__ = ["Arrival", "OutputReader"]
 
@@ -64,8 +65,7 @@ class OutputReader:
                 "group.id": f"bench-reader-{uuid.uuid4().hex[:10]}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 2000,
+                **group_timing(broker),
                 "fetch.wait.max.ms": fetch_wait_ms,
             }
         )

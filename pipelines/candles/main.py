@@ -27,11 +27,13 @@ from sources.app.startup import quiet_third_party_warnings
 quiet_third_party_warnings()
 
 import logging
+from collections.abc import Mapping
 
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import TopicConfig
 
+from sources.app.group_timing import STANDARD, group_timing
 from sources.app.run import broker_connection, run_application
 from sources.app.settings import ConfigError
 from sources.app.topic_manager import PipelineApplication
@@ -109,8 +111,11 @@ def _keep_trades(stats: CandleStats):
     return keep
 
 
-def make_application(settings: CandlesSettings) -> Application:
-    """An Application on the configured broker, or on Quix Cloud's when it sets its token.
+def make_application(
+    settings: CandlesSettings, timing: Mapping[str, int] = STANDARD
+) -> Application:
+    """An Application on the configured broker, or on Quix Cloud's when it sets its token;
+    its consumer group has the session `timing` (`group_timing` fits it to the broker).
     It creates its output and changelogs (replicated as `replication` says), never the trades
     topic: that one is the trades pipeline's, with its retention (it waits for it)."""
     return PipelineApplication(
@@ -121,8 +126,7 @@ def make_application(settings: CandlesSettings) -> Application:
         auto_offset_reset="earliest",
         loglevel=settings.loglevel,
         broker_availability_timeout=settings.broker_timeout,
-        # Group joins take the session timeout on some brokers (Tansu): keep it short.
-        consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000},
+        consumer_extra_config=dict(timing),
     )
 
 
@@ -130,8 +134,9 @@ def run(
     settings: CandlesSettings, stats: CandleStats, observability: Observability | None = None
 ) -> None:
     """Run the pipeline until it is stopped."""
+    timing = group_timing(broker_connection(settings.broker_address, settings.broker_security))
     run_application(
-        lambda: make_application(settings),
+        lambda: make_application(settings, timing),
         lambda app: build_dataframe(app, settings, stats, observability),
         settings.broker_timeout,
     )

@@ -22,7 +22,7 @@ from sources.app.startup import quiet_third_party_warnings
 quiet_third_party_warnings()
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from quixstreams import Application
@@ -31,6 +31,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.sources.base.exceptions import SourceException
 
 from sources.app import shards
+from sources.app.group_timing import STANDARD, group_timing
 from sources.app.run import broker_connection, on_quix_cloud, run_application
 from sources.app.settings import ConfigError, TradesSettings
 from sources.app.source_config import source_config
@@ -214,10 +215,9 @@ def _header_text(raw: object) -> str:
 
 
 # Consumer settings (see bench/ for the measurements behind them).
+# The session timing (`session.timeout.ms`, `heartbeat.interval.ms`) is the broker's: see
+# `sources.app.group_timing`.
 CONSUMER_EXTRA_CONFIG: dict[str, str | int] = {
-    # Group joins take the session timeout on some brokers (Tansu): keep it short.
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 2000,
     # How long the broker may hold a fetch while it has nothing to give; Kafka and Redpanda
     # answer as soon as a record comes, so this only bounds how often an idle consumer asks.
     # On Tansu, 10 against 25 ms (docs/benchmark.md): p99 at 1,000 trades/s 28-33 against
@@ -242,8 +242,9 @@ def consumer_group(settings: TradesSettings) -> str:
     )
 
 
-def make_application(settings: TradesSettings) -> Application:
+def make_application(settings: TradesSettings, timing: Mapping[str, int] = STANDARD) -> Application:
     """An Application on the configured broker, or on Quix Cloud's when it sets its token;
+    its consumer group has the session `timing` (`group_timing` fits it to the broker), and
     the topics it creates are replicated as `replication` says (see `topic_manager`)."""
     return PipelineApplication(
         replication=settings.replication,
@@ -253,7 +254,7 @@ def make_application(settings: TradesSettings) -> Application:
         loglevel=settings.loglevel,
         processing_guarantee=settings.processing_guarantee,
         broker_availability_timeout=settings.broker_timeout,
-        consumer_extra_config=dict(CONSUMER_EXTRA_CONFIG),
+        consumer_extra_config={**timing, **CONSUMER_EXTRA_CONFIG},
         producer_extra_config={**PRODUCER_EXTRA_CONFIG, **_transaction_config(settings)},
     )
 
@@ -355,8 +356,9 @@ def run(
     optional_pairs: frozenset[str] = frozenset(),
 ) -> None:
     """Run the pipeline until it is stopped."""
+    timing = group_timing(broker_connection(settings.broker_address, settings.broker_security))
     run_application(
-        lambda: make_application(settings),
+        lambda: make_application(settings, timing),
         lambda app: build_dataframe(
             app, settings, transforms, history, observability, optional_pairs
         ),

@@ -281,7 +281,7 @@ def test_broker_away_mid_stream_then_back_loses_nothing(
                 wait_for_subscriptions(pipeline, 1)
                 first = {p: i - 10 for p, i in wait_for_trades(market, 10).items()}
                 # the broker is unreachable for ~8 s (~240 trades per pair), longer than the
-                # consumer's session timeout (6 s): the group has forgotten it on its return
+                # consumer's session timeout (2 s on Tansu): the group forgot it on its return
                 proxy.cut()
                 wait_for_trades(market, 240)
                 proxy.restore()

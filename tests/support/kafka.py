@@ -15,6 +15,8 @@ import orjson
 from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from sources.app.group_timing import group_timing
+
 RETENTION = {"retention.ms": "604800000", "retention.bytes": "-1"}
 
 
@@ -63,8 +65,7 @@ def consume(
             "group.id": unique("test-reader"),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 2000,
+            **group_timing(broker),
             "isolation.level": isolation,
         }
     )
