@@ -12,7 +12,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from bench.records import SENT_HEADER
-from sources.app.group_timing import group_timing
+from sources.app.group_timing import STANDARD
 
 __all__ = ["Arrival", "OutputReader"]
 
@@ -65,7 +65,9 @@ class OutputReader:
                 "group.id": f"bench-reader-{uuid.uuid4().hex[:10]}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
-                **group_timing(broker),
+                # a reader that lost its group would read from the start again: never the short
+                # session, which a busy broker can let lapse (see group_timing)
+                **STANDARD,
                 "fetch.wait.max.ms": fetch_wait_ms,
             }
         )

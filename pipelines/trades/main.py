@@ -358,7 +358,7 @@ def run(
     """Run the pipeline until it is stopped."""
     timing = group_timing(broker_connection(settings.broker_address, settings.broker_security))
     run_application(
-        lambda: make_application(settings, timing),
+        lambda group_lost: make_application(settings, STANDARD if group_lost else timing),
         lambda app: build_dataframe(
             app, settings, transforms, history, observability, optional_pairs
         ),

@@ -9,7 +9,9 @@ configurations), and refuse a session timeout under `group.min.session.timeout.m
 default). So a group on Tansu gets a 2,000 ms session, any other broker the 6,000 ms one.
 
 Tansu is known by its cluster id: `tansu_cluster` unless started with another `--cluster-id`
-(the embedded broker keeps it). A broker that does not answer gets the standard timing.
+(the embedded broker keeps it). A broker that does not answer gets the standard timing, and so
+does a pipeline whose consumer lost its group (`run.run_application`): a Tansu saturated by a
+long run can take more than 2 s to answer a heartbeat (seen in a soak at 1,000 trades/s).
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ Quix Streams 3.28 (measured with `python -m bench --startup`, see docs/benchmark
   within the same assignment instead;
 - starts a source's process only once the group join has assigned partitions, so that the
   process's start (spawn, imports: about 0.7 s) and its state recovery follow the join, which
-  the broker holds for seconds (Tansu: half the session timeout; Kafka and Redpanda: their
-  initial rebalance delay, 3 s by default). `PromptSourceProcess.spawn_early` spawns it with
+  the broker holds for a second or more (Tansu: half the session timeout, which
+  `group_timing` sets to 2,000 ms there; Kafka and Redpanda: their initial rebalance delay,
+  3 s by default). `PromptSourceProcess.spawn_early` spawns it with
   the join instead; its source waits at a closed `start_gate` and starts, as in Quix Streams,
   at the assignment.
 

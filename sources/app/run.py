@@ -72,11 +72,15 @@ logger = logging.getLogger(__name__)
 
 
 def run_application(
-    make_app: Callable[[], Application],
+    make_app: Callable[[bool], Application],
     build: Callable[[Application], object],
     broker_timeout: float,
 ) -> None:
     """Wait for the broker, build the dataframe, run; rebuild local state once if needed.
+
+    `make_app(group_lost)` makes each application: `group_lost` is True once the consumer has
+    lost its group in this process, and the pipelines then give it the standard session timing
+    (`group_timing.STANDARD`): a broker that let a short session lapse is too busy for one.
 
     Quix Streams creates its topics when the app starts, hence the wait. When the local
     state is ahead of what the broker says its changelog holds (a deleted changelog, or a
@@ -87,7 +91,7 @@ def run_application(
 
     :raises BrokerUnavailable: when no broker answers within `broker_timeout` seconds.
     """
-    app = make_app()
+    app = make_app(False)
     wait_for_broker(app.config.broker_address.as_librdkafka_dict(), broker_timeout)
     build(app)
     restarts, cleared = 0, False
@@ -119,7 +123,7 @@ def run_application(
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-        app = make_app()
+        app = make_app(restarts > 0)
         build(app)
 
 

@@ -90,3 +90,33 @@ def test_a_restarted_app_without_partitions_is_stopped_to_start_over() -> None:
     watchdog.cancel()
     time.sleep(0.3)
     assert not cancelled.stopped and not watchdog.fired
+
+
+def test_an_application_that_lost_its_group_is_made_again_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make_app` hears whether the group was lost: the pipelines then take the standard
+    session timing instead of the short one a busy broker let lapse."""
+    from types import SimpleNamespace
+
+    from confluent_kafka import KafkaError
+    from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
+
+    from sources.app import run
+
+    monkeypatch.setattr(run, "wait_for_broker", lambda *args, **kwargs: None)
+    made: list[bool] = []
+
+    class App(_FakeApp):
+        config = SimpleNamespace(broker_address=SimpleNamespace(as_librdkafka_dict=dict))
+
+        def run(self) -> None:
+            if len(made) == 1:
+                raise CheckpointConsumerCommitError(KafkaError(25, "Broker: Unknown member"))
+
+    def make(group_lost: bool) -> App:
+        made.append(group_lost)
+        return App(["trades[0]"])
+
+    run.run_application(make, lambda app: None, broker_timeout=1.0)
+    assert made == [False, True]

@@ -56,3 +56,30 @@ def test_the_applications_consumer_takes_the_timing_it_is_given(main, settings_c
         main.make_application(settings).config.consumer_extra_config["session.timeout.ms"]
         == (timing.STANDARD["session.timeout.ms"])
     )
+
+
+@pytest.mark.parametrize(
+    ("main", "settings_class", "args"),
+    [(trades_main, TradesSettings, ((),)), (candles_main, CandlesSettings, (None,))],
+    ids=["trades", "candles"],
+)
+def test_after_losing_its_group_a_pipeline_starts_over_with_the_standard_timing(
+    main, settings_class, args, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("Quix__Sdk__Token", raising=False)
+    monkeypatch.setattr(main, "group_timing", lambda connection: dict(timing.SHORT))
+    made: dict = {}
+
+    def run_application(make, build, timeout) -> None:
+        made["make"] = make
+
+    monkeypatch.setattr(main, "run_application", run_application)
+    main.run(settings_class.from_env({"Quix__Broker__Address": "h:1"}), *args)
+    session = {
+        lost: made["make"](lost).config.consumer_extra_config["session.timeout.ms"]
+        for lost in (False, True)
+    }
+    assert session == {
+        False: timing.SHORT["session.timeout.ms"],
+        True: timing.STANDARD["session.timeout.ms"],
+    }
