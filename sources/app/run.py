@@ -13,6 +13,7 @@ from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.kafka import ConnectionConfig
 from quixstreams.state.exceptions import InvalidStoreChangelogOffset
+from rocksdict import DbClosedError
 
 from ..broker import wait_for_broker
 from ..kraken.quix_internals import has_assignment
@@ -108,9 +109,16 @@ def run_application(
             cleared = True
             logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
             app.clear_state()
-        except (CheckpointConsumerCommitError, PartitionAssignmentError, NoAssignment) as exc:
+        except (
+            CheckpointConsumerCommitError,
+            PartitionAssignmentError,
+            NoAssignment,
+            DbClosedError,
+        ) as exc:
             # after a broker outage longer than the session timeout the group forgot this
-            # member: start over from the committed offsets (the dedupe step drops replays)
+            # member: start over from the committed offsets (the dedupe step drops replays).
+            # DbClosedError: Quix Streams 3.28 closes the stores of partitions it lost (the
+            # session lapsed) and then commits the checkpoint that still holds them.
             if restarts >= MAX_RESTARTS:
                 raise
             restarts += 1
