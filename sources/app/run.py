@@ -109,16 +109,9 @@ def run_application(
             cleared = True
             logger.warning("Local state is ahead of its changelog topic: rebuilding it from there")
             app.clear_state()
-        except (
-            CheckpointConsumerCommitError,
-            PartitionAssignmentError,
-            NoAssignment,
-            DbClosedError,
-        ) as exc:
+        except GROUP_LOST as exc:
             # after a broker outage longer than the session timeout the group forgot this
-            # member: start over from the committed offsets (the dedupe step drops replays).
-            # DbClosedError: Quix Streams 3.28 closes the stores of partitions it lost (the
-            # session lapsed) and then commits the checkpoint that still holds them.
+            # member: start over from the committed offsets (the dedupe step drops replays)
             if restarts >= MAX_RESTARTS:
                 raise
             restarts += 1
@@ -137,6 +130,11 @@ def run_application(
 
 class NoAssignment(RuntimeError):
     """A restarted application got no partition in time (`AssignmentWatchdog`)."""
+
+
+# How a lost group shows. DbClosedError: Quix Streams 3.28 closes the stores of partitions it
+# lost (a session that lapsed) and then commits the checkpoint that still holds them.
+GROUP_LOST = (CheckpointConsumerCommitError, PartitionAssignmentError, NoAssignment, DbClosedError)
 
 
 class AssignmentWatchdog:
