@@ -286,8 +286,11 @@ def test_broker_away_mid_stream_then_back_loses_nothing(
                 wait_for_trades(market, 240)
                 proxy.restore()
                 target = wait_for_trades(market, 20)
+                # a consumer closed while its join was under way can hold Tansu's group for
+                # 40 s and more (docs/benchmark.md, Start-up): a restart then waits out the
+                # assignment watchdog, once or twice
                 records = consume(
-                    address, pipeline.env["output"], until=reached(PAIRS, target), timeout=90
+                    address, pipeline.env["output"], until=reached(PAIRS, target), timeout=180
                 )
                 assert pipeline.stop() == 0
                 log = pipeline.log
