@@ -38,32 +38,25 @@ PROBE_TIMEOUT = 1.0  # seconds to wait for the broker's metadata before assuming
 
 
 def group_timing(
-    broker: ConnectionConfig | Mapping[str, str] | str | None, timeout: float = PROBE_TIMEOUT
+    connection: ConnectionConfig | None, timeout: float = PROBE_TIMEOUT
 ) -> dict[str, int]:
-    """The librdkafka session settings for a consumer group on `broker`.
+    """The librdkafka session settings for a consumer group on the broker of `connection`.
 
-    :param broker: the connection (Quix Streams' `ConnectionConfig`, librdkafka settings or
-        just the bootstrap address); None on Quix Cloud, whose brokers are Kafka.
+    :param connection: the application's connection; None on Quix Cloud, whose brokers are
+        Kafka (not asked).
     :param timeout: seconds to wait for the broker's metadata.
     :return: a copy of `SHORT` on Tansu, else of `STANDARD`, to merge into a consumer's config.
     """
-    if isinstance(broker, ConnectionConfig):
-        broker = broker.as_librdkafka_dict()
-    elif isinstance(broker, str):
-        broker = {"bootstrap.servers": broker}
-    on_tansu = broker is not None and cluster_id(broker, timeout) == TANSU_CLUSTER_ID
+    on_tansu = (
+        connection is not None
+        and cluster_id(connection.as_librdkafka_dict(), timeout) == TANSU_CLUSTER_ID
+    )
     return dict(SHORT if on_tansu else STANDARD)
-
-
-_known: dict[tuple[tuple[str, str], ...], str] = {}
 
 
 def cluster_id(config: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> str | None:
     """The cluster id the broker reports in its metadata, None when it does not answer in
-    `timeout` seconds; asked once per process and connection settings once it answered."""
-    key = tuple(sorted((name, str(value)) for name, value in config.items()))
-    if key in _known:
-        return _known[key]
+    `timeout` seconds."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
@@ -74,9 +67,7 @@ def cluster_id(config: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> str
         return None
     admin = AdminClient({**config, "log_level": 0})
     try:
-        found = admin.list_topics(timeout=timeout).cluster_id
+        return admin.list_topics(timeout=timeout).cluster_id
     except KafkaException as exc:
         logger.debug("No metadata from the broker within %g s: %s", timeout, exc)
         return None
-    _known[key] = found
-    return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from confluent_kafka import Consumer
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from sources.app import group_timing as timing
 from tests.support.kafka import create_topic, free_port, unique
@@ -14,7 +15,7 @@ from tests.support.kafka import create_topic, free_port, unique
 
 def test_a_group_on_this_broker_gets_its_timing_and_its_partitions(broker: str) -> None:
     external = os.environ.get("KAFKA_BROKER_ADDRESS") or os.environ.get("Quix__Broker__Address")
-    given = timing.group_timing(broker)
+    given = timing.group_timing(ConnectionConfig(bootstrap_servers=broker))
     if not external:  # the embedded Tansu; an external one is Redpanda or Kafka, or Tansu
         assert given == timing.SHORT
 
@@ -36,5 +37,6 @@ def test_a_group_on_this_broker_gets_its_timing_and_its_partitions(broker: str) 
 def test_a_broker_that_refuses_the_connection_gets_the_standard_timing_at_once() -> None:
     address = f"127.0.0.1:{free_port()}"
     assert timing.cluster_id({"bootstrap.servers": address}, timeout=30) is None
-    assert timing.group_timing(address) == timing.STANDARD
-    assert timing.group_timing("not-an-address") == timing.STANDARD
+    assert timing.group_timing(ConnectionConfig(bootstrap_servers=address)) == timing.STANDARD
+    not_an_address = ConnectionConfig(bootstrap_servers="not-an-address")
+    assert timing.group_timing(not_an_address) == timing.STANDARD

@@ -4,6 +4,7 @@ half the session timeout, standard on Kafka and Redpanda, which refuse a short o
 from __future__ import annotations
 
 import pytest
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from pipelines.candles import main as candles_main
 from pipelines.trades import main as trades_main
@@ -25,7 +26,7 @@ def test_the_session_timing_is_the_short_one_on_tansu_only(
     reported: str | None, expected: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(timing, "cluster_id", lambda config, timeout: reported)
-    assert timing.group_timing("127.0.0.1:9092") == expected
+    assert timing.group_timing(ConnectionConfig(bootstrap_servers="127.0.0.1:9092")) == expected
 
 
 def test_the_short_session_keeps_three_heartbeats_in_it() -> None:
