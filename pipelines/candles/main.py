@@ -134,11 +134,12 @@ def run(
     settings: CandlesSettings, stats: CandleStats, observability: Observability | None = None
 ) -> None:
     """Run the pipeline until it is stopped."""
-    timing = group_timing(broker_connection(settings.broker_address, settings.broker_security))
+    connection = broker_connection(settings.broker_address, settings.broker_security)
     run_application(
-        lambda group_lost: make_application(settings, STANDARD if group_lost else timing),
+        lambda timing: make_application(settings, timing),
         lambda app: build_dataframe(app, settings, stats, observability),
         settings.broker_timeout,
+        group_timing(connection),
     )
 
 

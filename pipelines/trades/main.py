@@ -356,13 +356,14 @@ def run(
     optional_pairs: frozenset[str] = frozenset(),
 ) -> None:
     """Run the pipeline until it is stopped."""
-    timing = group_timing(broker_connection(settings.broker_address, settings.broker_security))
+    connection = broker_connection(settings.broker_address, settings.broker_security)
     run_application(
-        lambda group_lost: make_application(settings, STANDARD if group_lost else timing),
+        lambda timing: make_application(settings, timing),
         lambda app: build_dataframe(
             app, settings, transforms, history, observability, optional_pairs
         ),
         settings.broker_timeout,
+        group_timing(connection),
     )
 
 

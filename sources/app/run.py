@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
@@ -18,6 +18,7 @@ from rocksdict import DbClosedError
 from ..broker import wait_for_broker
 from ..kraken.quix_internals import has_assignment
 from .broker_security import BrokerSecurity
+from .group_timing import STANDARD
 
 __all__ = ["broker_address", "broker_connection", "on_quix_cloud", "run_application"]
 
@@ -73,15 +74,16 @@ logger = logging.getLogger(__name__)
 
 
 def run_application(
-    make_app: Callable[[bool], Application],
+    make_app: Callable[[Mapping[str, int]], Application],
     build: Callable[[Application], object],
     broker_timeout: float,
+    timing: Mapping[str, int] = STANDARD,
 ) -> None:
     """Wait for the broker, build the dataframe, run; rebuild local state once if needed.
 
-    `make_app(group_lost)` makes each application: `group_lost` is True once the consumer has
-    lost its group in this process, and the pipelines then give it the standard session timing
-    (`group_timing.STANDARD`): a broker that let a short session lapse is too busy for one.
+    `make_app(timing)` makes each application with its consumer group's session timing:
+    `timing` (`group_timing` fits it to the broker) until the consumer has lost its group in
+    this process, then `STANDARD`: a broker that let a short session lapse is too busy for one.
 
     Quix Streams creates its topics when the app starts, hence the wait. When the local
     state is ahead of what the broker says its changelog holds (a deleted changelog, or a
@@ -92,7 +94,7 @@ def run_application(
 
     :raises BrokerUnavailable: when no broker answers within `broker_timeout` seconds.
     """
-    app = make_app(False)
+    app = make_app(timing)
     wait_for_broker(app.config.broker_address.as_librdkafka_dict(), broker_timeout)
     build(app)
     restarts, cleared = 0, False
@@ -124,7 +126,7 @@ def run_application(
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-        app = make_app(restarts > 0)
+        app = make_app(STANDARD if restarts else timing)
         build(app)
 
 

@@ -106,19 +106,19 @@ def _store_closed() -> Exception:
 
 
 @pytest.mark.parametrize("failure", [_commit_failed, _store_closed], ids=["commit", "store"])
-def test_an_application_that_lost_its_group_is_made_again_as_such(
+def test_an_application_that_lost_its_group_is_made_again_with_the_standard_timing(
     failure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`make_app` hears whether the group was lost: the pipelines then take the standard
-    session timing instead of the short one a busy broker let lapse. A lost group shows as a
+    """Once the group was lost, `make_app` gets the standard session timing instead of the
+    short one a busy broker let lapse. A lost group shows as a
     failed commit, or (Quix Streams 3.28 closes a lost partition's store, then commits the
     checkpoint that holds it, as seen in a soak) as a closed store."""
     from types import SimpleNamespace
 
-    from sources.app import run
+    from sources.app import group_timing, run
 
     monkeypatch.setattr(run, "wait_for_broker", lambda *args, **kwargs: None)
-    made: list[bool] = []
+    made: list[object] = []
 
     class App(_FakeApp):
         config = SimpleNamespace(broker_address=SimpleNamespace(as_librdkafka_dict=dict))
@@ -127,9 +127,9 @@ def test_an_application_that_lost_its_group_is_made_again_as_such(
             if len(made) == 1:
                 raise failure()
 
-    def make(group_lost: bool) -> App:
-        made.append(group_lost)
+    def make(timing: dict) -> App:
+        made.append(timing)
         return App(["trades[0]"])
 
-    run.run_application(make, lambda app: None, broker_timeout=1.0)
-    assert made == [False, True]
+    run.run_application(make, lambda app: None, broker_timeout=1.0, timing=group_timing.SHORT)
+    assert made == [group_timing.SHORT, group_timing.STANDARD]

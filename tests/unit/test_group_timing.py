@@ -64,23 +64,27 @@ def test_the_applications_consumer_takes_the_timing_it_is_given(main, settings_c
     [(trades_main, TradesSettings, ((),)), (candles_main, CandlesSettings, (None,))],
     ids=["trades", "candles"],
 )
-def test_after_losing_its_group_a_pipeline_starts_over_with_the_standard_timing(
+def test_a_pipeline_runs_with_the_brokers_timing_and_makes_its_apps_with_the_timing_given(
     main, settings_class, args, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The fallback to the standard timing after a lost group is `run_application`'s
+    (tests/unit/test_app_run.py): each pipeline hands it the broker's timing and an app
+    maker that takes the timing it is given."""
     monkeypatch.delenv("Quix__Sdk__Token", raising=False)
     monkeypatch.setattr(main, "group_timing", lambda connection: dict(timing.SHORT))
     made: dict = {}
 
-    def run_application(make, build, timeout) -> None:
-        made["make"] = make
+    def run_application(make, build, timeout, given) -> None:
+        made.update(make=make, timing=given)
 
     monkeypatch.setattr(main, "run_application", run_application)
     main.run(settings_class.from_env({"Quix__Broker__Address": "h:1"}), *args)
+    assert made["timing"] == timing.SHORT
     session = {
-        lost: made["make"](lost).config.consumer_extra_config["session.timeout.ms"]
-        for lost in (False, True)
+        name: made["make"](given).config.consumer_extra_config["session.timeout.ms"]
+        for name, given in (("short", timing.SHORT), ("standard", timing.STANDARD))
     }
     assert session == {
-        False: timing.SHORT["session.timeout.ms"],
-        True: timing.STANDARD["session.timeout.ms"],
+        "short": timing.SHORT["session.timeout.ms"],
+        "standard": timing.STANDARD["session.timeout.ms"],
     }
